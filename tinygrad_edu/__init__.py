@@ -1,0 +1,23 @@
+"""tinygrad_edu: a small, readable deep learning engine on NumPy and CuPy.
+
+    import tinygrad_edu as tg
+    x = tg.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    x.grad  # Tensor([2., 4., 6.])
+"""
+import numpy as np
+
+from .tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
+from . import ops  # binds the ops to Tensor methods and operators
+from .ops import (abs, add, argmax, argmin, broadcast_to, cat, clamp, clip, concatenate, div,
+                  exp, expand, flatten, log, matmul, max, maximum, mean, min, minimum, mul, neg,
+                  pad, permute, pow, relu, reshape, sigmoid, sqrt, squeeze, stack, sub, sum,
+                  sum_to, tanh, transpose, unsqueeze, var, where)
+from .creation import (arange, eye, full, full_like, manual_seed, ones, ones_like, rand,
+                       rand_like, randn, randn_like, zeros, zeros_like)
+from .backend import cuda_available
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+
+float32, float64, int32, int64, bool_ = np.float32, np.float64, np.int32, np.int64, np.bool_
+
+__version__ = "0.1.0"

@@ -1,0 +1,43 @@
+"""The ops, and the binding of them to Tensor methods and Python operators.
+
+Each op lives in the module of its kind (elementwise, reduce, movement, linalg); this file only
+makes ``a + b``, ``x.sum()``, ``x.T`` etc. call them.
+"""
+from ..tensor import Tensor
+from .broadcast import broadcast_to, sum_to
+from .elementwise import (abs, add, cast, clip, div, eq, exp, ge, gt, le, log, lt, maximum,
+                          minimum, mul, ne, neg, pow, relu, sigmoid, sqrt, sub, tanh, where)
+from .linalg import matmul
+from .movement import (cat, flatten, getitem, pad, permute, reshape, squeeze, stack, to,
+                       transpose, unsqueeze)
+from .reduce import argmax, argmin, max, mean, min, sum, var
+
+expand = broadcast_to
+concatenate = cat
+clamp = clip
+
+
+def _swap(fn):
+    return lambda a, b: fn(b, a)
+
+
+_methods = dict(
+    __add__=add, __radd__=_swap(add), __sub__=sub, __rsub__=_swap(sub),
+    __mul__=mul, __rmul__=_swap(mul), __truediv__=div, __rtruediv__=_swap(div),
+    __pow__=pow, __rpow__=_swap(pow), __neg__=neg, __matmul__=matmul,
+    __rmatmul__=_swap(matmul), __getitem__=getitem,
+    __eq__=eq, __ne__=ne, __lt__=lt, __le__=le, __gt__=gt, __ge__=ge,
+    add=add, sub=sub, mul=mul, div=div, pow=pow, neg=neg, matmul=matmul,
+    exp=exp, log=log, sqrt=sqrt, abs=abs, tanh=tanh, sigmoid=sigmoid, relu=relu,
+    maximum=maximum, minimum=minimum, clip=clip, clamp=clip,
+    sum=sum, mean=mean, max=max, min=min, var=var, argmax=argmax, argmin=argmin,
+    reshape=reshape, view=reshape, permute=permute, transpose=transpose, flatten=flatten,
+    squeeze=squeeze, unsqueeze=unsqueeze, expand=broadcast_to, broadcast_to=broadcast_to,
+    sum_to=sum_to, pad=pad, to=to, astype=cast,
+    float=lambda x: cast(x, "float32"), double=lambda x: cast(x, "float64"),
+    long=lambda x: cast(x, "int64"),
+    T=property(lambda x: permute(x, *range(x.ndim - 1, -1, -1))),
+    mT=property(lambda x: transpose(x, -2, -1)),
+)
+for _name, _fn in _methods.items():
+    setattr(Tensor, _name, _fn)

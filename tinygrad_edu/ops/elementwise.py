@@ -1,0 +1,246 @@
+"""Elementwise ops. Each backward multiplies the incoming gradient by the local derivative and,
+for binary ops, sums it back to the input's shape (see broadcast.py).
+
+Subgradients follow PyTorch: relu'(0) = 0, |x|'(0) = 0, maximum/minimum split ties 50/50,
+clip passes the gradient where lo <= x <= hi.
+"""
+import numpy as np
+
+from ..backend import get_xp
+from ..tensor import Function, Tensor
+from .broadcast import sum_to
+
+
+def _const(array):
+    """Wrap an array that is a constant of the backward pass (a mask, a sign)."""
+    return Tensor._wrap(array)
+
+
+def _pair(op, a, b):
+    """Both operands as Tensors of one dtype. A Python or NumPy number (or a list) takes the dtype
+    of the tensor operand, so ``t * np.float64(2)`` stays float32; two tensors must agree."""
+    if not isinstance(b, Tensor):
+        b = _scalar(op, b, a)
+    elif not isinstance(a, Tensor):
+        a = _scalar(op, a, b)
+    if a.dtype != b.dtype:
+        raise TypeError(f"{op}: dtypes differ ({a.dtype} and {b.dtype}); convert one first, "
+                        "e.g. with .float(), .double() or .to(dtype)")
+    return a, b
+
+
+def _scalar(op, value, like):
+    if like.dtype.kind != "f" and isinstance(value, float):
+        raise TypeError(f"{op}: a float operand with a {like.dtype} tensor; convert it with .float()")
+    return Tensor._wrap(get_xp(like.data).asarray(value, dtype=like.dtype))
+
+
+class Neg(Function):
+    """y = -x;  dy/dx = -1."""
+    def forward(ctx, x): return -x
+    def backward(ctx, gy, y): return -gy
+
+
+class Add(Function):
+    """y = a + b;  dy/da = dy/db = 1."""
+    def forward(ctx, a, b): return a + b
+
+    def backward(ctx, gy, y):
+        a, b = ctx.inputs
+        return (sum_to(gy, a.shape) if a.requires_grad else None,
+                sum_to(gy, b.shape) if b.requires_grad else None)
+
+
+class Sub(Function):
+    """y = a - b;  dy/da = 1, dy/db = -1."""
+    def forward(ctx, a, b): return a - b
+
+    def backward(ctx, gy, y):
+        a, b = ctx.inputs
+        return (sum_to(gy, a.shape) if a.requires_grad else None,
+                sum_to(-gy, b.shape) if b.requires_grad else None)
+
+
+class Mul(Function):
+    """y = a * b;  dy/da = b, dy/db = a."""
+    def forward(ctx, a, b): return a * b
+
+    def backward(ctx, gy, y):
+        a, b = ctx.inputs
+        return (sum_to(gy * b, a.shape) if a.requires_grad else None,
+                sum_to(gy * a, b.shape) if b.requires_grad else None)
+
+
+class Div(Function):
+    """y = a / b;  dy/da = 1 / b, dy/db = -a / b^2 = -y / b."""
+    def forward(ctx, a, b): return a / b
+
+    def backward(ctx, gy, y):
+        a, b = ctx.inputs
+        ga = gy / b
+        return (sum_to(ga, a.shape) if a.requires_grad else None,
+                sum_to(-ga * y, b.shape) if b.requires_grad else None)
+
+
+class Pow(Function):
+    """y = a ** b;  dy/da = b a^(b-1), dy/db = y log(a)."""
+    def forward(ctx, a, b): return a ** b
+
+    def backward(ctx, gy, y):
+        a, b = ctx.inputs
+        return (sum_to(gy * b * a ** (b - 1), a.shape) if a.requires_grad else None,
+                sum_to(gy * y * log(a), b.shape) if b.requires_grad else None)
+
+
+class Exp(Function):
+    """y = e^x;  dy/dx = y."""
+    def forward(ctx, x): return get_xp(x).exp(x)
+    def backward(ctx, gy, y): return gy * y
+
+
+class Log(Function):
+    """y = log x;  dy/dx = 1 / x."""
+    def forward(ctx, x): return get_xp(x).log(x)
+    def backward(ctx, gy, y): return gy / ctx.inputs[0]
+
+
+class Sqrt(Function):
+    """y = sqrt x;  dy/dx = 1 / (2 y)."""
+    def forward(ctx, x): return get_xp(x).sqrt(x)
+    def backward(ctx, gy, y): return gy / (y * 2)
+
+
+class Abs(Function):
+    """y = |x|;  dy/dx = sign(x) (0 at x = 0)."""
+    def forward(ctx, x): return get_xp(x).abs(x)
+    def backward(ctx, gy, y): return gy * _const(get_xp(y.data).sign(ctx.inputs[0].data))
+
+
+class Tanh(Function):
+    """y = tanh x;  dy/dx = 1 - y^2."""
+    def forward(ctx, x): return get_xp(x).tanh(x)
+    def backward(ctx, gy, y): return gy * (1 - y * y)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x), computed as (1 + tanh(x/2)) / 2, which never overflows;
+    dy/dx = y (1 - y)."""
+    def forward(ctx, x):
+        y = get_xp(x).tanh(x * 0.5)
+        y += 1
+        y *= 0.5
+        return y
+
+    def backward(ctx, gy, y): return gy * y * (1 - y)
+
+
+class Relu(Function):
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0."""
+    def forward(ctx, x): return get_xp(x).maximum(x, 0)
+    def backward(ctx, gy, y): return gy * _const((y.data > 0).astype(y.dtype))
+
+
+class Maximum(Function):
+    """y = max(a, b);  the gradient goes to the larger input, split equally on ties."""
+    def forward(ctx, a, b): return get_xp(a).maximum(a, b)
+
+    def backward(ctx, gy, y):
+        a, b = ctx.inputs
+        mask = (a.data > b.data) + 0.5 * (a.data == b.data)
+        mask = _const(mask.astype(gy.dtype))
+        return (sum_to(gy * mask, a.shape) if a.requires_grad else None,
+                sum_to(gy * (1 - mask), b.shape) if b.requires_grad else None)
+
+
+class Where(Function):
+    """y = a where cond else b;  the gradient is routed the same way (cond gets none)."""
+    def forward(ctx, cond, a, b): return get_xp(a).where(cond, a, b)
+
+    def backward(ctx, gy, y):
+        cond, a, b = ctx.inputs
+        zero = _const(get_xp(gy.data).zeros((), dtype=gy.dtype))
+        return (None,
+                sum_to(where(cond, gy, zero), a.shape) if a.requires_grad else None,
+                sum_to(where(cond, zero, gy), b.shape) if b.requires_grad else None)
+
+
+class Clip(Function):
+    """y = min(max(x, lo), hi);  dy/dx = 1 where lo <= x <= hi, else 0."""
+    def forward(ctx, x, lo, hi):
+        ctx.lo, ctx.hi = lo, hi
+        return get_xp(x).clip(x, lo, hi)
+
+    def backward(ctx, gy, y):
+        x = ctx.inputs[0].data
+        inside = get_xp(x).ones(x.shape, dtype=bool)
+        if ctx.lo is not None:
+            inside &= x >= ctx.lo
+        if ctx.hi is not None:
+            inside &= x <= ctx.hi
+        return gy * _const(inside.astype(gy.dtype))
+
+
+# ---- public wrappers (bound to Tensor methods and operators in ops/__init__.py) ------------
+def add(a, b): return Add.apply(*_pair("add", a, b))
+def sub(a, b): return Sub.apply(*_pair("sub", a, b))
+def mul(a, b): return Mul.apply(*_pair("mul", a, b))
+def div(a, b): return Div.apply(*_pair("div", a, b))
+def pow(a, b): return Pow.apply(*_pair("pow", a, b))  # noqa: A001 (the PyTorch name)
+def maximum(a, b): return Maximum.apply(*_pair("maximum", a, b))
+def minimum(a, b): return -maximum(-a, -b)
+def neg(x): return Neg.apply(x)
+def exp(x): return Exp.apply(x)
+def log(x): return Log.apply(x)
+def sqrt(x): return Sqrt.apply(x)
+def abs(x): return Abs.apply(x)  # noqa: A001
+def tanh(x): return Tanh.apply(x)
+def sigmoid(x): return Sigmoid.apply(x)
+def relu(x): return Relu.apply(x)
+
+
+def clip(x, min=None, max=None):  # noqa: A002 (PyTorch's keyword names)
+    """Clamp to [min, max]; either bound may be None. Also called ``clamp``."""
+    if min is None and max is None:
+        raise ValueError("clip: give at least one of min and max")
+    return Clip.apply(x, lo=None if min is None else float(min), hi=None if max is None else float(max))
+
+
+def where(cond, a, b):
+    """Elementwise ``a if cond else b``; ``cond`` is a bool tensor (or array), no gradient."""
+    cond = cond if isinstance(cond, Tensor) else Tensor(cond)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: condition must be bool, got {cond.dtype}")
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError("where: at least one of a and b must be a Tensor")
+    a, b = _pair("where", a, b)
+    return Where.apply(cond, a, b)
+
+
+def _compare(name, fn):
+    """Comparison ops give bool tensors and are not differentiable."""
+    def compare(a, b):
+        a, b = _pair(name, a, b)
+        if a.device != b.device:
+            raise ValueError(f"{name}: tensors on different devices: {a.device} and {b.device}")
+        return Tensor._wrap(fn(a.data, b.data))
+    compare.__name__ = name
+    return compare
+
+
+eq = _compare("eq", lambda a, b: a == b)
+ne = _compare("ne", lambda a, b: a != b)
+lt = _compare("lt", lambda a, b: a < b)
+le = _compare("le", lambda a, b: a <= b)
+gt = _compare("gt", lambda a, b: a > b)
+ge = _compare("ge", lambda a, b: a >= b)
+
+
+class Cast(Function):
+    """y = x converted to another dtype;  gx = gy converted back (floats only)."""
+    def forward(ctx, x, dtype): return x.astype(dtype)
+    def backward(ctx, gy, y): return Cast.apply(gy, dtype=ctx.inputs[0].dtype)
+
+
+def cast(x, dtype):
+    dtype = np.dtype(dtype)
+    return x if x.dtype == dtype else Cast.apply(x, dtype=dtype)

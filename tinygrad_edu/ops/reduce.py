@@ -1,0 +1,120 @@
+"""Reductions. Each backward re-inserts the reduced axes (size 1) and broadcasts the gradient back
+over them. Axis arguments: an int, a tuple of ints or None (all axes); negative axes count from
+the end; both spellings ``axis=``/``dim=`` and ``keepdims=``/``keepdim=`` are accepted.
+"""
+import builtins
+
+from ..backend import get_xp
+from ..tensor import Function, Tensor
+from .broadcast import broadcast_to
+
+
+def normalize_axes(op, axis, ndim):
+    """A sorted tuple of non-negative axes, or a clear error."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
+        out.append(a % builtins.max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis}")
+    return tuple(sorted(out))
+
+
+def resolve(op, axis, dim, keepdims, keepdim):
+    """Merge the NumPy and PyTorch spellings of the axis and keepdims keywords."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give axis= or dim=, not both")
+        axis = dim
+    return axis, bool(keepdims or keepdim)
+
+
+def _keep_shape(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    """y = sum of x over ``axes``;  dy/dx = 1, so gx is gy broadcast back over those axes."""
+    def forward(ctx, x, axes, keepdims):
+        ctx.axes = axes
+        return x.sum(axis=axes, keepdims=keepdims)
+
+    def backward(ctx, gy, y):
+        x = ctx.inputs[0]
+        return broadcast_to(gy.reshape(_keep_shape(x.shape, ctx.axes)), x.shape)
+
+
+class Max(Function):
+    """y = max of x over ``axes``;  the gradient goes to the maximal entries, shared equally
+    between ties (PyTorch's rule for a full reduction), so it always sums to gy."""
+    def forward(ctx, x, axes, keepdims):
+        ctx.axes = axes
+        return x.max(axis=axes, keepdims=keepdims)
+
+    def backward(ctx, gy, y):
+        x = ctx.inputs[0]
+        keep = _keep_shape(x.shape, ctx.axes)
+        mask = x.data == y.data.reshape(keep)
+        share = mask / mask.sum(axis=ctx.axes, keepdims=True)
+        return broadcast_to(gy.reshape(keep), x.shape) * Tensor._wrap(share.astype(gy.dtype))
+
+
+def sum(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
+    axis, keepdims = resolve("sum", axis, dim, keepdims, keepdim)
+    return Sum.apply(x, axes=normalize_axes("sum", axis, x.ndim), keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
+    axis, keepdims = resolve("max", axis, dim, keepdims, keepdim)
+    if x.size == 0:
+        raise ValueError(f"max: empty tensor of shape {x.shape}")
+    return Max.apply(x, axes=normalize_axes("max", axis, x.ndim), keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
+    return -max(-x, axis, keepdims, dim=dim, keepdim=keepdim)
+
+
+def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=False):
+    """Arithmetic mean: the sum divided by the number of reduced elements."""
+    axis, keepdims = resolve("mean", axis, dim, keepdims, keepdim)
+    axes = normalize_axes("mean", axis, x.ndim)
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    return Sum.apply(x, axes=axes, keepdims=keepdims) * (1.0 / n)
+
+
+def var(x, axis=None, keepdims=False, *, correction=1, dim=None, keepdim=False):
+    """Variance sum((x - mean)^2) / (n - correction); PyTorch's default correction=1 is the
+    unbiased estimate, correction=0 the biased one (NumPy's default)."""
+    axis, keepdims = resolve("var", axis, dim, keepdims, keepdim)
+    axes = normalize_axes("var", axis, x.ndim)
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    d = x - mean(x, axes, keepdims=True)
+    scale = 1.0 / (n - correction) if n > correction else float("nan")  # as NumPy and PyTorch
+    return sum(d * d, axes, keepdims) * scale
+
+
+def _arg(name, fn):
+    def arg(x, axis=None, keepdims=False, *, dim=None, keepdim=False):
+        axis, keepdims = resolve(name, axis, dim, keepdims, keepdim)
+        if axis is not None:
+            axis = normalize_axes(name, axis, x.ndim)[0]
+        out = fn(get_xp(x.data), x.data, axis)
+        if keepdims:
+            out = out.reshape(_keep_shape(x.shape, range(x.ndim) if axis is None else (axis,)))
+        return Tensor._wrap(out.astype("int64"))
+    arg.__name__ = name
+    arg.__doc__ = f"Indices of the {name[3:]}imum along ``axis`` (int64, not differentiable)."
+    return arg
+
+
+argmax = _arg("argmax", lambda xp, a, axis: xp.argmax(a, axis=axis))
+argmin = _arg("argmin", lambda xp, a, axis: xp.argmin(a, axis=axis))

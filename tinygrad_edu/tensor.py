@@ -1,0 +1,373 @@
+"""The autograd core: Tensor, Function (one node of the tape) and the backward engine.
+
+Reading guide
+-------------
+* A :class:`Tensor` wraps an array (``.data``, NumPy or CuPy) and, when it was produced by a
+  differentiable op, the node that produced it (``._ctx``, a :class:`Function` instance).
+* A node holds its *inputs* (Tensors), never its output, so edges only point backwards and a graph
+  dies by reference counting as soon as nobody holds its final tensor.
+* ``Function.forward`` computes on arrays; ``Function.backward`` computes on Tensors. Because the
+  backward pass is built from ordinary ops, recording it (``create_graph=True``) gives second
+  derivatives for free.
+* :func:`_backprop` sorts the graph topologically (without recursion), then walks it from the
+  output back to the leaves, keeping pending gradients in a dict and adding them up out of place.
+"""
+import contextlib
+
+import numpy as np
+
+from .backend import check_device, get_xp, to_device
+
+
+class _GradMode:
+    enabled = True
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Context manager and decorator: ops inside record nothing on the tape."""
+
+    def __enter__(self):
+        self.prev, _GradMode.enabled = _GradMode.enabled, False
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self.prev
+
+
+class enable_grad(no_grad):
+    """Turn recording back on inside a ``no_grad`` block (used for ``create_graph=True``)."""
+
+    def __enter__(self):
+        self.prev, _GradMode.enabled = _GradMode.enabled, True
+
+
+def is_grad_enabled():
+    return _GradMode.enabled
+
+
+class Function:
+    """One differentiable op. Subclass it and write two methods:
+
+    * ``forward(ctx, *arrays, **params)`` -> array. Receives the inputs' raw arrays and any
+      non-tensor parameters (axis, shape, ...). It may store on ``ctx`` whatever backward needs.
+    * ``backward(ctx, gy, y)`` -> one gradient Tensor (or None) per input. ``gy`` is dL/dy,
+      ``y`` the op's output, ``ctx.inputs`` the input Tensors. Use Tensor ops here, so that the
+      backward pass is itself differentiable.
+
+    Call it with ``MyOp.apply(*tensors, **params)``. An instance is a node of the tape.
+    """
+    __slots__ = ("inputs", "versions", "__dict__")
+    is_view = False        # True when forward may return a view of its first input's array
+    differentiable = True  # False for ops with an array-level backward (no second derivative)
+
+    def forward(ctx, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(ctx, gy, y):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        ctx = cls()
+        arrays = [t.data for t in inputs]
+        if len(arrays) > 1 and any(type(a) is not type(arrays[0]) for a in arrays):
+            raise ValueError(f"{cls.__name__}: inputs are on different devices: "
+                             + ", ".join(t.device for t in inputs))
+        try:
+            out = ctx.forward(*arrays, **params)
+        except (ValueError, IndexError) as e:  # say which op and which shapes, not just NumPy's words
+            shapes = ", ".join(str(t.shape) for t in inputs)
+            raise type(e)(f"{cls.__name__} with input shapes {shapes}: {e}") from None
+        y = Tensor._wrap(out)
+        if _GradMode.enabled and any(t.requires_grad for t in inputs):
+            y.requires_grad = True
+            ctx.inputs = inputs
+            ctx.versions = tuple(t._version[0] for t in inputs)
+            y._ctx = ctx
+        if cls.is_view:  # a view shares its base's memory, so it shares its version counter too
+            y._version = inputs[0]._version
+        return y
+
+    def free(ctx):
+        """Drop everything the node holds (inputs and saved arrays)."""
+        ctx.inputs = ctx.versions = None
+        ctx.__dict__.clear()
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed.
+
+    ``Tensor(data, requires_grad=False, dtype=None, device=None, name=None)``
+
+    Conversion rules (also in the README): NumPy/CuPy arrays keep their dtype; Python floats and
+    float lists become float32, Python ints int64, bools bool. ``device`` defaults to where the
+    data already lives ("cpu" for Python data).
+    """
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_version", "name", "__weakref__")
+    __array_ufunc__ = None  # make `np.float64(2) * t` call Tensor.__rmul__, not NumPy
+
+    def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        if not isinstance(data, np.ndarray) and not hasattr(data, "__cuda_array_interface__"):
+            python_data = not isinstance(data, np.generic)
+            data = np.asarray(data)
+            if dtype is None and python_data:  # Python numbers: float32 / int64 by default
+                if data.dtype.kind == "f":
+                    data = data.astype(np.float32)
+                elif data.dtype.kind in "iu":
+                    data = data.astype(np.int64)
+        if data.dtype.kind not in "fiub":
+            raise TypeError(f"cannot make a Tensor from an array of dtype {data.dtype}")
+        if dtype is not None:
+            data = data.astype(dtype, copy=False)
+        if device is not None:
+            data = to_device(data, device)
+        if requires_grad and data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, not {data.dtype}")
+        self.data, self.grad, self.requires_grad = data, None, bool(requires_grad)
+        self._ctx, self._version, self.name = None, [0], name
+
+    @staticmethod
+    def _wrap(array, requires_grad=False):
+        """Fast path for ops: wrap an array that is already right (no checks, no copy)."""
+        if isinstance(array, np.generic):  # NumPy ufuncs turn 0-d arrays into scalars
+            array = np.asarray(array)
+        t = Tensor.__new__(Tensor)
+        t.data, t.grad, t.requires_grad, t._ctx, t._version, t.name = \
+            array, None, requires_grad, None, [0], None
+        return t
+
+    # ---- properties -----------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+    device = property(lambda self: "cpu" if isinstance(self.data, np.ndarray) else "cuda")
+    is_leaf = property(lambda self: self._ctx is None)
+    grad_fn = property(lambda self: self._ctx)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = np.array2string(to_device(self.data, "cpu"), separator=", ", precision=4,
+                               prefix="Tensor(")
+        extra = ""
+        if self.dtype != np.float32:
+            extra += f", dtype={self.dtype}"
+        if self.device != "cpu":
+            extra += f", device='{self.device}'"
+        if self._ctx is not None:
+            extra += f", grad_fn={type(self._ctx).__name__}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        if self.name:
+            extra += f", name={self.name!r}"
+        return f"Tensor({body}{extra})"
+
+    def item(self):
+        """The value of a one-element tensor as a Python number (copies from the GPU)."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.item()
+
+    def numpy(self):
+        """The data as a NumPy array (on the CPU, the array itself, not a copy)."""
+        return to_device(self.data, "cpu")
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """A tensor sharing this one's data, cut from the tape."""
+        t = Tensor._wrap(self.data)
+        t._version = self._version
+        return t
+
+    def requires_grad_(self, flag=True):
+        if flag and self.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, not {self.dtype}")
+        self.requires_grad = flag
+        return self
+
+    # ---- in-place changes -------------------------------------------------------------------
+    def _inplace(self, what, fn):
+        """Change .data in place and bump the version counter that backward checks."""
+        if self.requires_grad and _GradMode.enabled:
+            raise RuntimeError(f"{what}: in-place change of a tensor that requires grad; "
+                               "use the out-of-place op, or wrap it in tg.no_grad()")
+        fn(self.data)
+        self._version[0] += 1
+        return self
+
+    def _operand(self, other):
+        return other.data if isinstance(other, Tensor) else other
+
+    def __iadd__(self, o):
+        return self._inplace("+=", lambda d: d.__iadd__(self._operand(o)))
+
+    def __isub__(self, o):
+        return self._inplace("-=", lambda d: d.__isub__(self._operand(o)))
+
+    def __imul__(self, o):
+        return self._inplace("*=", lambda d: d.__imul__(self._operand(o)))
+
+    def __itruediv__(self, o):
+        return self._inplace("/=", lambda d: d.__itruediv__(self._operand(o)))
+
+    def __setitem__(self, index, value):
+        index = index.data if isinstance(index, Tensor) else index
+        self._inplace("__setitem__", lambda d: d.__setitem__(index, self._operand(value)))
+
+    def zero_(self):
+        return self._inplace("zero_", lambda d: d.fill(0))
+
+    def fill_(self, value):
+        return self._inplace("fill_", lambda d: d.fill(value))
+
+    def copy_(self, src):
+        src = src.data if isinstance(src, Tensor) else src
+        if tuple(src.shape) != self.shape:
+            raise ValueError(f"copy_: source shape {tuple(src.shape)} != destination {self.shape}")
+        return self._inplace("copy_", lambda d: d.__setitem__(Ellipsis, to_device(src, self.device)))
+
+    # ---- autograd ---------------------------------------------------------------------------
+    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+        """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
+
+        ``gradient`` is dL/d(self); it may be omitted only for a one-element tensor.
+        The graph is freed afterwards unless ``retain_graph=True``.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require grad and has no grad_fn")
+        _backprop([self], [gradient], retain_graph, create_graph, capture=None)
+
+    __hash__ = object.__hash__  # comparison ops are elementwise, identity stays the hash
+
+
+def _root_gradient(y, g):
+    if g is None:
+        if y.size != 1:
+            raise RuntimeError(f"backward(): gradient can be omitted only for a one-element output, "
+                               f"this one has shape {y.shape}; pass gradient=")
+        return Tensor._wrap(get_xp(y.data).ones_like(y.data))
+    g = g if isinstance(g, Tensor) else Tensor(g, dtype=y.dtype, device=y.device)
+    if g.shape != y.shape or g.dtype != y.dtype or g.device != y.device:
+        raise ValueError(f"backward(): gradient has shape {g.shape}, dtype {g.dtype} on {g.device}; "
+                         f"output has shape {y.shape}, dtype {y.dtype} on {y.device}")
+    return g
+
+
+def _toposort(roots):
+    """Tensors that require grad, each after all its inputs (iterative DFS, no recursion limit)."""
+    order, seen = [], set()
+    stack = [(t, False) for t in roots]
+    while stack:
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(t)
+            continue
+        if id(t) in seen or not t.requires_grad:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        ctx = t._ctx
+        if ctx is not None and ctx.inputs is not None:
+            stack.extend((x, False) for x in ctx.inputs if id(x) not in seen)
+    return order
+
+
+def _backprop(roots, root_grads, retain_graph, create_graph, capture):
+    """The backward engine, shared by ``Tensor.backward`` and :func:`grad`.
+
+    With ``capture=None`` gradients of leaves are accumulated into ``.grad``; otherwise
+    ``capture`` is a dict {id(tensor): None} that receives the total gradient of those tensors.
+    """
+    if retain_graph is None:
+        retain_graph = create_graph
+    grads = {}
+    for y, g in zip(roots, root_grads):
+        g = _root_gradient(y, g)
+        grads[id(y)] = grads[id(y)] + g if id(y) in grads else g
+    order = _toposort(roots)
+    handed_out = {id(g) for g in grads.values()}
+    with enable_grad() if create_graph else no_grad():
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if capture is not None and id(t) in capture:
+                capture[id(t)] = g
+            ctx = t._ctx
+            if ctx is None:  # a leaf
+                if capture is None:
+                    if t.grad is None:  # each leaf gets a gradient object of its own
+                        t.grad = g if id(g) not in handed_out else Tensor._wrap(g.data.copy())
+                        handed_out.add(id(t.grad))
+                    else:
+                        t.grad = t.grad + g
+                continue
+            if ctx.inputs is None:
+                raise RuntimeError(
+                    f"backward through {type(ctx).__name__} a second time: its saved tensors were "
+                    "freed by the first backward; pass retain_graph=True to the first call")
+            if create_graph and not ctx.differentiable:
+                raise RuntimeError(f"{type(ctx).__name__} is once-differentiable: its backward is "
+                                   "not recorded, so create_graph=True cannot go through it")
+            for i, (x, v) in enumerate(zip(ctx.inputs, ctx.versions)):
+                if x._version[0] != v:
+                    raise RuntimeError(
+                        f"input {i} (shape {x.shape}) of {type(ctx).__name__} was modified in "
+                        f"place after the forward pass (version {v} -> {x._version[0]}), so its "
+                        "gradient would be wrong")
+            gxs = ctx.backward(g, t)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            for i, (x, gx) in enumerate(zip(ctx.inputs, gxs)):
+                if gx is None or not x.requires_grad:
+                    continue
+                if gx.shape != x.shape or gx.dtype != x.dtype:
+                    raise RuntimeError(
+                        f"{type(ctx).__name__}.backward returned a gradient of shape {gx.shape} "
+                        f"and dtype {gx.dtype} for input {i} of shape {x.shape}, dtype {x.dtype}")
+                k = id(x)
+                grads[k] = grads[k] + gx if k in grads else gx
+            if not retain_graph:
+                ctx.free()
+    if not retain_graph:  # also free nodes that no gradient reached
+        for t in order:
+            if t._ctx is not None:
+                t._ctx.free()
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, as a tuple; ``.grad`` is untouched.
+
+    Theano's ``T.grad`` and PyTorch's ``torch.autograd.grad``. With ``create_graph=True`` the
+    returned gradients are themselves on the tape, so they can be differentiated again.
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad(): {len(outputs)} outputs but {len(grad_outputs)} grad_outputs")
+    for i, x in enumerate(inputs):
+        if not x.requires_grad:
+            raise ValueError(f"grad(): input {i} (shape {x.shape}) does not require grad")
+    for y in outputs:
+        if not y.requires_grad:
+            raise RuntimeError(f"grad(): output of shape {y.shape} does not depend on any "
+                               "tensor that requires grad")
+    capture = {id(x): None for x in inputs}
+    _backprop(outputs, grad_outputs, retain_graph, create_graph, capture)
+    result = tuple(capture[id(x)] for x in inputs)
+    if not allow_unused and any(g is None for g in result):
+        i = next(i for i, g in enumerate(result) if g is None)
+        raise ValueError(f"grad(): input {i} (shape {inputs[i].shape}) was not used to compute "
+                         "the outputs; pass allow_unused=True to get None for it")
+    return result
