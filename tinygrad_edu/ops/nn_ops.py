@@ -1,0 +1,109 @@
+"""Neural-network ops backed by kernels: im2col/col2im (convolution), max-pooling and the fused
+softmax cross-entropy.
+
+Convolution is not an op of its own here: ``nn.functional.conv2d`` is im2col followed by one
+matrix multiply, so its gradients come from ``Im2Col`` and ``MatMul``. ``Im2Col`` and ``Col2Im``
+are each other's adjoint (and so each other's backward), which makes conv2d twice
+differentiable. The array work is done by a kernel module chosen by device: Numba on the CPU
+(``cpu_kernels``), hand-written CUDA on the GPU (``cuda_kernels``).
+"""
+import numpy as np
+
+from ..backend import get_xp
+from ..tensor import Function, Tensor
+
+
+def kernels(array):
+    """The kernel module for an array's device."""
+    if isinstance(array, np.ndarray):
+        from . import cpu_kernels
+        return cpu_kernels
+    from . import cuda_kernels
+    return cuda_kernels
+
+
+def _contiguous(a):
+    return get_xp(a).ascontiguousarray(a)
+
+
+class Im2Col(Function):
+    """cols[(n, oy, ox), (c, i, j)] = x[n, c, oy*sh - ph + i, ox*sw - pw + j], 0 in the padding.
+
+    Every output pixel's receptive field becomes one row, so a convolution with F filters is
+    ``cols @ W.reshape(F, -1).T``. The gradient sums each entry back to its pixel: col2im.
+    """
+    def forward(ctx, x, geometry):
+        ctx.geometry = geometry
+        return kernels(x).im2col(_contiguous(x), *geometry)
+
+    def backward(ctx, gy, y):
+        return Col2Im.apply(gy, x_shape=ctx.inputs[0].shape, geometry=ctx.geometry)
+
+
+class Col2Im(Function):
+    """The adjoint of im2col: each pixel receives the sum of the column entries copied from it."""
+    def forward(ctx, cols, x_shape, geometry):
+        ctx.geometry = geometry
+        return kernels(cols).col2im(_contiguous(cols), x_shape, *geometry)
+
+    def backward(ctx, gy, y):
+        return Im2Col.apply(gy, geometry=ctx.geometry)
+
+
+class MaxPool2d(Function):
+    """y[n, c, a, b] = max of x over window (a, b); the kernel also records where the max was
+    (``idx``, a flat index into the H*W plane), so backward routes each gradient there."""
+    def forward(ctx, x, geometry, out_size):
+        y, ctx.idx = kernels(x).maxpool2d_forward(_contiguous(x), *geometry, *out_size)
+        return y
+
+    def backward(ctx, gy, y):
+        return MaxPool2dGrad.apply(gy, idx=ctx.idx, x_shape=ctx.inputs[0].shape)
+
+
+class MaxPool2dGrad(Function):
+    """dx = zeros(x_shape) with dx[n, c].flat[idx] += gy (overlapping windows add up).
+    It is linear in gy, so its own gradient gathers the incoming gradient at ``idx``."""
+    def forward(ctx, gy, idx, x_shape):
+        ctx.idx = idx
+        return kernels(gy).maxpool2d_backward(_contiguous(gy), idx, x_shape)
+
+    def backward(ctx, ggx, y):
+        n, c, h, w = ggx.shape
+        xp = get_xp(ggx.data)
+        rows = xp.arange(n).reshape(n, 1, 1)
+        chans = xp.arange(c).reshape(1, c, 1)
+        picked = ggx.reshape(n, c, h * w)[rows, chans, ctx.idx.reshape(n, c, -1)]
+        return picked.reshape(ctx.idx.shape)
+
+
+class SoftmaxCrossEntropy(Function):
+    """Per-row loss_n = logsumexp(z_n) - z_n[label_n], fused with its simple gradient
+    dloss_n/dz_n = softmax(z_n) - onehot(label_n).
+
+    Stable: the row maximum is subtracted before exponentiating, so every exp() is <= 1 and
+    logits of magnitude 1e4 give neither inf nor NaN. Once-differentiable (array backward).
+    """
+    differentiable = False
+
+    def forward(ctx, z, labels):
+        xp = get_xp(z)
+        if xp is not np and z.dtype == np.float32:
+            loss, ctx.lse = kernels(z).softmax_ce_forward(_contiguous(z), _contiguous(labels))
+            return loss
+        shifted = z - z.max(axis=1, keepdims=True)
+        lse = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+        ctx.logp = shifted - lse
+        return -xp.take_along_axis(ctx.logp, labels[:, None], axis=1)[:, 0]
+
+    def backward(ctx, gy, y):
+        z, labels = (t.data for t in ctx.inputs)
+        xp = get_xp(z)
+        if hasattr(ctx, "lse"):  # the GPU kernel path
+            g = kernels(z).softmax_ce_backward(_contiguous(z), _contiguous(labels), ctx.lse,
+                                               _contiguous(gy.data))
+            return Tensor._wrap(g), None
+        g = xp.exp(ctx.logp)
+        g[xp.arange(len(labels)), labels] -= 1
+        g *= gy.data[:, None]
+        return Tensor._wrap(g), None
