@@ -7,7 +7,8 @@
 """
 import numpy as np
 
-from .tensor import Function, Tensor, enable_grad, grad, is_grad_enabled, no_grad
+from .tensor import (Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled,
+                     no_grad)
 from . import ops  # binds the ops to Tensor methods and operators
 from .ops import (abs, add, argmax, argmin, broadcast_to, cat, clamp, clip, concatenate, div,
                   exp, expand, flatten, log, matmul, max, maximum, mean, min, minimum, mul, neg,
@@ -17,6 +18,8 @@ from .creation import (arange, eye, full, full_like, manual_seed, ones, ones_lik
                        rand_like, randn, randn_like, zeros, zeros_like)
 from .backend import cuda_available
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from . import viz
+from .viz import pp
 
 float32, float64, int32, int64, bool_ = np.float32, np.float64, np.int32, np.int64, np.bool_
 

@@ -21,6 +21,8 @@ from .backend import check_device, get_xp, to_device
 
 class _GradMode:
     enabled = True
+    anomaly = False  # check every output and gradient for NaN/inf (see detect_anomaly)
+    trace = False    # print every step of backpropagation (see Tensor.backward(trace=True))
 
 
 class no_grad(contextlib.ContextDecorator):
@@ -42,6 +44,37 @@ class enable_grad(no_grad):
 
 def is_grad_enabled():
     return _GradMode.enabled
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Anomaly mode: every op's output and every gradient is checked for NaN/inf, and an error
+    names the op and the line of *your* code that created it. Slow; for debugging."""
+
+    def __enter__(self):
+        self.prev, _GradMode.anomaly = _GradMode.anomaly, True
+
+    def __exit__(self, *exc):
+        _GradMode.anomaly = self.prev
+
+
+def _creation_site():
+    """The innermost stack frame outside this package: where the user called the op."""
+    import os
+    import traceback
+    package = os.path.dirname(os.path.abspath(__file__))
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if not os.path.abspath(frame.filename).startswith(package):
+            return f'{frame.filename}:{frame.lineno}, in {frame.name}: "{frame.line}"'
+    return "(inside tinygrad_edu)"
+
+
+def _check_finite(array, what, ctx):
+    xp = get_xp(array)
+    if array.dtype.kind == "f" and not bool(xp.isfinite(array).all()):
+        bad = "NaN" if bool(xp.isnan(array).any()) else "inf"
+        where = getattr(ctx, "created_at", None) or _creation_site()
+        raise FloatingPointError(f"anomaly: {what} of {type(ctx).__name__} contains {bad}; "
+                                 f"the op was created at {where}")
 
 
 class Function:
@@ -77,6 +110,9 @@ class Function:
         except (ValueError, IndexError) as e:  # say which op and which shapes, not just NumPy's words
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise type(e)(f"{cls.__name__} with input shapes {shapes}: {e}") from None
+        if _GradMode.anomaly:
+            _check_finite(out, "the output", ctx)
+            ctx.created_at = _creation_site()
         y = Tensor._wrap(out)
         if _GradMode.enabled and any(t.requires_grad for t in inputs):
             y.requires_grad = True
@@ -235,15 +271,20 @@ class Tensor:
         return self._inplace("copy_", lambda d: d.__setitem__(Ellipsis, to_device(src, self.device)))
 
     # ---- autograd ---------------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph=None, create_graph=False):
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, trace=False):
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
 
         ``gradient`` is dL/d(self); it may be omitted only for a one-element tensor.
-        The graph is freed afterwards unless ``retain_graph=True``.
+        The graph is freed afterwards unless ``retain_graph=True``. ``trace=True`` prints each
+        step: the node, the gradient it receives and what it sends to each input.
         """
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no grad_fn")
-        _backprop([self], [gradient], retain_graph, create_graph, capture=None)
+        previous, _GradMode.trace = _GradMode.trace, trace or _GradMode.trace
+        try:
+            _backprop([self], [gradient], retain_graph, create_graph, capture=None)
+        finally:
+            _GradMode.trace = previous
 
     __hash__ = object.__hash__  # comparison ops are elementwise, identity stays the hash
 
@@ -326,6 +367,8 @@ def _backprop(roots, root_grads, retain_graph, create_graph, capture):
             gxs = ctx.backward(g, t)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
+            if _GradMode.trace or _GradMode.anomaly:
+                _inspect_step(ctx, t, g, gxs)
             for i, (x, gx) in enumerate(zip(ctx.inputs, gxs)):
                 if gx is None or not x.requires_grad:
                     continue
@@ -341,6 +384,17 @@ def _backprop(roots, root_grads, retain_graph, create_graph, capture):
         for t in order:
             if t._ctx is not None:
                 t._ctx.free()
+
+
+def _inspect_step(ctx, y, gy, gxs):
+    """Backward trace and anomaly checks for one node."""
+    if _GradMode.anomaly:
+        for i, gx in enumerate(gxs):
+            if gx is not None:
+                _check_finite(gx.data, f"the gradient for input {i}", ctx)
+    if _GradMode.trace:
+        from .viz import trace_line
+        print(trace_line(ctx, y, gy, gxs))
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
