@@ -54,19 +54,22 @@ class MaxPool2d(Function):
     """y[n, c, a, b] = max of x over window (a, b); the kernel also records where the max was
     (``idx``, a flat index into the H*W plane), so backward routes each gradient there."""
     def forward(ctx, x, geometry, out_size):
+        ctx.geometry = geometry
         y, ctx.idx = kernels(x).maxpool2d_forward(_contiguous(x), *geometry, *out_size)
         return y
 
     def backward(ctx, gy, y):
-        return MaxPool2dGrad.apply(gy, idx=ctx.idx, x_shape=ctx.inputs[0].shape)
+        return MaxPool2dGrad.apply(gy, idx=ctx.idx, x_shape=ctx.inputs[0].shape,
+                                   geometry=ctx.geometry)
 
 
 class MaxPool2dGrad(Function):
     """dx = zeros(x_shape) with dx[n, c].flat[idx] += gy (overlapping windows add up).
-    It is linear in gy, so its own gradient gathers the incoming gradient at ``idx``."""
-    def forward(ctx, gy, idx, x_shape):
+    It is linear in gy, so its own gradient gathers the incoming gradient at ``idx``.
+    (The GPU kernel is a gather over the windows covering each pixel, so it needs the geometry.)"""
+    def forward(ctx, gy, idx, x_shape, geometry):
         ctx.idx = idx
-        return kernels(gy).maxpool2d_backward(_contiguous(gy), idx, x_shape)
+        return kernels(gy).maxpool2d_backward(_contiguous(gy), idx, x_shape, *geometry)
 
     def backward(ctx, ggx, y):
         n, c, h, w = ggx.shape
