@@ -34,7 +34,10 @@ class Permute(Function):
         ctx.dims = dims
         return x.transpose(dims)
 
-    def backward(ctx, gy, y): return gy.permute(tuple(np.argsort(ctx.dims)))
+    def backward(ctx, gy, y):
+        # axis i of x became axis dims.index(i) of y; np.argsort(dims) says the same, slowly
+        inverse = tuple([ctx.dims.index(i) for i in range(len(ctx.dims))])
+        return Permute.apply(gy, dims=inverse)
 
 
 class GetItem(Function):
@@ -113,7 +116,8 @@ def transpose(x, dim0=-2, dim1=-1):
         dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
     except IndexError:
         raise ValueError(f"transpose: axes {dim0}, {dim1} out of range for shape {x.shape}") from None
-    return permute(x, *dims)
+    # a swap of two valid axes is a valid order, so permute's checks can be skipped
+    return x if dims[dim0] == dims[dim1] else Permute.apply(x, dims=tuple(dims))
 
 
 def flatten(x, start_dim=0, end_dim=-1):

@@ -97,7 +97,7 @@ class SoftmaxCrossEntropy(Function):
         shifted = z - z.max(axis=1, keepdims=True)
         lse = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
         ctx.logp = shifted - lse
-        return -xp.take_along_axis(ctx.logp, labels[:, None], axis=1)[:, 0]
+        return -ctx.logp[xp.arange(len(labels)), labels]  # each row's entry at its label
 
     def backward(ctx, gy, y):
         z, labels = (t.data for t in ctx.inputs)

@@ -37,6 +37,14 @@ def _keep_shape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def _count(shape, axes):
+    """How many elements a reduction over ``axes`` combines into each output element."""
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
 class Sum(Function):
     """y = sum of x over ``axes``;  dy/dx = 1, so gx is gy broadcast back over those axes."""
     def forward(ctx, x, axes, keepdims):
@@ -45,7 +53,19 @@ class Sum(Function):
 
     def backward(ctx, gy, y):
         x = ctx.inputs[0]
-        return broadcast_to(gy.reshape(_keep_shape(x.shape, ctx.axes)), x.shape)
+        if gy.ndim:  # put the reduced axes back as size 1 (a 0-d gy broadcasts as it is)
+            gy = gy.reshape(_keep_shape(x.shape, ctx.axes))
+        return broadcast_to(gy, x.shape)
+
+
+class Mean(Sum):
+    """y = (sum of x over ``axes``) / n, n the number of elements summed;  gx = Sum's gx / n."""
+    def forward(ctx, x, axes, keepdims):
+        ctx.axes, ctx.n = axes, _count(x.shape, axes)
+        return x.sum(axis=axes, keepdims=keepdims) / ctx.n  # np.mean is slower on small arrays
+
+    def backward(ctx, gy, y):
+        return Sum.backward(ctx, gy * (1.0 / builtins.max(ctx.n, 1)), y)  # n = 0: gx is empty
 
 
 class Max(Function):
@@ -82,11 +102,9 @@ def min(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
 def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=False):
     """Arithmetic mean: the sum divided by the number of reduced elements."""
     axis, keepdims = resolve("mean", axis, dim, keepdims, keepdim)
-    axes = normalize_axes("mean", axis, x.ndim)
-    n = 1
-    for a in axes:
-        n *= x.shape[a]
-    return Sum.apply(x, axes=axes, keepdims=keepdims) * (1.0 / n)
+    if x.dtype.kind != "f":
+        raise TypeError(f"mean: needs a floating-point tensor, not {x.dtype}; use .float()")
+    return Mean.apply(x, axes=normalize_axes("mean", axis, x.ndim), keepdims=keepdims)
 
 
 def var(x, axis=None, keepdims=False, *, correction=1, dim=None, keepdim=False):
@@ -94,9 +112,7 @@ def var(x, axis=None, keepdims=False, *, correction=1, dim=None, keepdim=False):
     unbiased estimate, correction=0 the biased one (NumPy's default)."""
     axis, keepdims = resolve("var", axis, dim, keepdims, keepdim)
     axes = normalize_axes("var", axis, x.ndim)
-    n = 1
-    for a in axes:
-        n *= x.shape[a]
+    n = _count(x.shape, axes)
     d = x - mean(x, axes, keepdims=True)
     scale = 1.0 / (n - correction) if n > correction else float("nan")  # as NumPy and PyTorch
     return sum(d * d, axes, keepdims) * scale
