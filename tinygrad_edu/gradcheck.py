@@ -65,15 +65,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         x = inputs[i]
         a = np.zeros(x.shape) if g is None else to_device(g.data, "cpu")
         numeric = np.zeros(x.shape)
-        flat = x.data.reshape(-1)  # a view: perturbing it perturbs the input
-        for k in range(flat.size):
-            old = flat[k].item()
-            flat[k] = old + eps
+        for k in np.ndindex(x.shape):  # index x.data itself: reshape(-1) of a strided array copies
+            old = x.data[k].item()
+            x.data[k] = old + eps
             up = loss()
-            flat[k] = old - eps
+            x.data[k] = old - eps
             down = loss()
-            flat[k] = old
-            numeric.reshape(-1)[k] = (up - down) / (2 * eps)
+            x.data[k] = old
+            numeric[k] = (up - down) / (2 * eps)
         excess = np.abs(a - numeric) - (atol + rtol * np.abs(numeric))
         if excess.size and excess.max() > 0:
             k = np.unravel_index(int(np.argmax(excess)), x.shape)

@@ -236,7 +236,10 @@ class Tensor:
         if self.requires_grad and _GradMode.enabled:
             raise RuntimeError(f"{what}: in-place change of a tensor that requires grad; "
                                "use the out-of-place op, or wrap it in tg.no_grad()")
-        fn(self.data)
+        try:
+            fn(self.data)
+        except (ValueError, IndexError) as e:  # name the op, as Function.apply does
+            raise type(e)(f"{what} on a tensor of shape {self.shape}: {e}") from None
         self._version[0] += 1
         return self
 
@@ -288,6 +291,13 @@ class Tensor:
             _GradMode.trace = previous
 
     __hash__ = object.__hash__  # comparison ops are elementwise, identity stays the hash
+
+    def __bool__(self):
+        # without this every Tensor is truthy, so `if a < b:` and `t in [u, v]` silently lie
+        if self.size != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                               "use .any() / .all() on .numpy(), or compare one element")
+        return bool(self.data)
 
 
 def _root_gradient(y, g):
@@ -347,7 +357,9 @@ def _backprop(roots, root_grads, retain_graph, create_graph, capture):
             if ctx is None:  # a leaf
                 if capture is None:
                     if t.grad is None:  # each leaf gets a gradient object of its own
-                        t.grad = g if id(g) not in handed_out else Tensor._wrap(g.data.copy())
+                        if id(g) in handed_out:  # under create_graph the copy stays on the tape
+                            g = g + 0 if create_graph else Tensor._wrap(g.data.copy())
+                        t.grad = g
                         handed_out.add(id(t.grad))
                     else:
                         t.grad = t.grad + g

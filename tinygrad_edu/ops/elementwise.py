@@ -243,4 +243,8 @@ class Cast(Function):
 
 def cast(x, dtype):
     dtype = np.dtype(dtype)
-    return x if x.dtype == dtype else Cast.apply(x, dtype=dtype)
+    if x.dtype == dtype:
+        return x
+    if dtype.kind != "f":  # integers and bools carry no gradient, so nothing is recorded
+        return Tensor._wrap(x.data.astype(dtype))
+    return Cast.apply(x, dtype=dtype)

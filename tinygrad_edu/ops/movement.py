@@ -102,8 +102,15 @@ def reshape(x, *shape):
     return x if shape == x.shape else Reshape.apply(x, shape=shape)
 
 
+def _dim(op, d, ndim):
+    """A non-negative axis, or a clear error (a bare modulo would wrap 5 round to a valid axis)."""
+    if not -max(ndim, 1) <= d < max(ndim, 1):
+        raise ValueError(f"{op}: dim {d} is out of range for a tensor with {ndim} dims")
+    return d % max(ndim, 1)
+
+
 def permute(x, *dims):
-    dims = tuple(d % max(x.ndim, 1) for d in _shape_arg(dims))
+    dims = tuple(_dim("permute", d, x.ndim) for d in _shape_arg(dims))
     if sorted(dims) != list(range(x.ndim)):
         raise ValueError(f"permute: {dims} is not an order of the {x.ndim} axes of shape {x.shape}")
     return x if dims == tuple(range(x.ndim)) else Permute.apply(x, dims=dims)
@@ -133,7 +140,7 @@ def squeeze(x, dim=None, *, axis=None):
     dim = axis if dim is None else dim
     if dim is None:
         return reshape(x, tuple(n for n in x.shape if n != 1))
-    dims = {d % max(x.ndim, 1) for d in ((dim,) if isinstance(dim, int) else dim)}
+    dims = {_dim("squeeze", d, x.ndim) for d in ((dim,) if isinstance(dim, int) else dim)}
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in dims and n == 1)))
 
 

@@ -16,12 +16,13 @@ def normalize_axes(op, axis, ndim):
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
+        # a 0-d tensor accepts axis 0 and -1, as in PyTorch, and reduces over nothing
+        if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
         out.append(a % builtins.max(ndim, 1))
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: repeated axis in {axis}")
-    return tuple(sorted(out))
+    return tuple(sorted(out)) if ndim else ()
 
 
 def resolve(op, axis, dim, keepdims, keepdim):
@@ -88,15 +89,19 @@ def sum(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
     return Sum.apply(x, axes=normalize_axes("sum", axis, x.ndim), keepdims=keepdims)
 
 
-def max(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
-    axis, keepdims = resolve("max", axis, dim, keepdims, keepdim)
+def _max(op, x, axis, keepdims, dim, keepdim):
+    axis, keepdims = resolve(op, axis, dim, keepdims, keepdim)
     if x.size == 0:
-        raise ValueError(f"max: empty tensor of shape {x.shape}")
-    return Max.apply(x, axes=normalize_axes("max", axis, x.ndim), keepdims=keepdims)
+        raise ValueError(f"{op}: empty tensor of shape {x.shape}")
+    return Max.apply(x, axes=normalize_axes(op, axis, x.ndim), keepdims=keepdims)
+
+
+def max(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
+    return _max("max", x, axis, keepdims, dim, keepdim)
 
 
 def min(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
-    return -max(-x, axis, keepdims, dim=dim, keepdim=keepdim)
+    return -_max("min", -x, axis, keepdims, dim, keepdim)
 
 
 def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=False):
@@ -122,7 +127,7 @@ def _arg(name, fn):
     def arg(x, axis=None, keepdims=False, *, dim=None, keepdim=False):
         axis, keepdims = resolve(name, axis, dim, keepdims, keepdim)
         if axis is not None:
-            axis = normalize_axes(name, axis, x.ndim)[0]
+            axis = (normalize_axes(name, axis, x.ndim) or (None,))[0]  # () for a 0-d tensor
         out = fn(get_xp(x.data), x.data, axis)
         if keepdims:
             out = out.reshape(_keep_shape(x.shape, range(x.ndim) if axis is None else (axis,)))
