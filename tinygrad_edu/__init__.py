@@ -20,6 +20,8 @@ from .backend import cuda_available
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import viz
 from .viz import pp
+from . import nn
+from .serialization import load, save
 
 float32, float64, int32, int64, bool_ = np.float32, np.float64, np.int32, np.int64, np.bool_
 

@@ -1,0 +1,17 @@
+"""Neural-network building blocks, PyTorch's ``torch.nn``.
+
+* :mod:`.module`: ``Module`` (finds parameters by walking attributes) and ``Parameter``;
+* :mod:`.layers`: Linear, Conv2d, pooling, Dropout, BatchNorm, activations, Sequential;
+* :mod:`.functional` (also ``nn.F``): the stateless functions the layers call;
+* :mod:`.init`: initializers (Lasagne's formulas, PyTorch's names);
+* :mod:`.utils`: gradient clipping and weight penalties.
+"""
+from . import functional, init, utils
+from . import functional as F
+from .module import Module, Parameter
+from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
+                     LogSoftmax, MaxPool2d, ReLU, Sequential, Sigmoid, Softmax, Tanh)
+
+__all__ = ["Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout",
+           "BatchNorm1d", "BatchNorm2d", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+           "Flatten", "Sequential", "functional", "F", "init", "utils"]

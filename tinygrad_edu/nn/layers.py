@@ -1,0 +1,326 @@
+"""Layers: modules that own their parameters and call ``nn.functional`` in ``forward``.
+
+Names, arguments and defaults are PyTorch's, except the default initialization of Linear and
+Conv2d, which is Lasagne's: Glorot/Xavier uniform weights (gain 1) and zero bias. (PyTorch uses
+kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), for both.) Re-initialize
+with ``nn.init`` as you like. Every layer checks its input's rank and feature or channel count
+and names itself and both shapes in the error.
+"""
+import numpy as np
+
+from ..tensor import Tensor, no_grad
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+def _int(layer, name, v, minimum=1):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def _pair(layer, name, v, minimum=1):
+    pair = (v, v) if not isinstance(v, (tuple, list)) else tuple(v)
+    if len(pair) != 2:
+        raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
+    return tuple(_int(layer, name, n, minimum) for n in pair)
+
+
+def _check_input(layer, x, ranks, expected, dim=None, size=None):
+    """Raise unless x is a Tensor with ndim in ``ranks`` (and ``x.shape[dim] == size``)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{layer!r}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim not in ranks or (dim is not None and x.shape[dim] != size):
+        raise ValueError(f"{layer!r}: expected input of shape {expected}, got {x.shape}")
+
+
+def _check_dim(layer, x, dim, what="dim"):
+    if not -max(x.ndim, 1) <= dim < max(x.ndim, 1):
+        raise ValueError(f"{layer!r}: {what}={dim} is out of range for input of shape {x.shape}")
+
+
+class Linear(Module):
+    """y = x W^T + b with W of shape (out_features, in_features): input (*, in) -> (*, out).
+
+    Init: W ~ Glorot uniform U(-a, a), a = sqrt(6 / (in + out)) (Lasagne's default); b = 0.
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features = _int("Linear", "in_features", in_features)
+        self.out_features = _int("Linear", "out_features", out_features)
+        self.weight = Parameter(np.zeros((out_features, in_features), dtype=np.float32))
+        init.xavier_uniform_(self.weight)
+        self.bias = Parameter(np.zeros(out_features, dtype=np.float32)) if bias else None
+
+    def forward(self, x):
+        _check_input(self, x, range(1, 64), f"(*, {self.in_features})", -1, self.in_features)
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class Conv2d(Module):
+    """2-D convolution (cross-correlation), NCHW: (N, C_in, H, W) -> (N, C_out, OH, OW) with
+    OH = (H + 2 padding - kh) // stride + 1. Weight (C_out, C_in, kh, kw), bias (C_out,).
+
+    Init: Glorot uniform with fan_in = C_in kh kw, fan_out = C_out kh kw (Lasagne); bias = 0.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        self.in_channels = _int("Conv2d", "in_channels", in_channels)
+        self.out_channels = _int("Conv2d", "out_channels", out_channels)
+        self.kernel_size = _pair("Conv2d", "kernel_size", kernel_size)
+        self.stride = _pair("Conv2d", "stride", stride)
+        self.padding = _pair("Conv2d", "padding", padding, minimum=0)
+        shape = (out_channels, in_channels) + self.kernel_size
+        self.weight = Parameter(np.zeros(shape, dtype=np.float32))
+        init.xavier_uniform_(self.weight)
+        self.bias = Parameter(np.zeros(out_channels, dtype=np.float32)) if bias else None
+
+    def forward(self, x):
+        _check_input(self, x, (4,), f"(N, {self.in_channels}, H, W)", 1, self.in_channels)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        s += f", padding={self.padding}" if self.padding != (0, 0) else ""
+        return s + (", bias=False" if self.bias is None else "")
+
+
+class _Pool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        super().__init__()
+        name = type(self).__name__
+        _pair(name, "kernel_size", kernel_size)
+        _pair(name, "stride", kernel_size if stride is None else stride)
+        _pair(name, "padding", padding, minimum=0)
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding, self.ceil_mode = padding, bool(ceil_mode)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+class MaxPool2d(_Pool2d):
+    """Max over kernel_size windows moved by stride (default: kernel_size), NCHW.
+    ``ceil_mode=True`` keeps a last partial window (Theano's ``ignore_border=False``)."""
+
+    def forward(self, x):
+        _check_input(self, x, (4,), "(N, C, H, W)")
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over kernel_size windows moved by stride (default: kernel_size), NCHW.
+    ``count_include_pad``: whether zero padding counts in the divisor (PyTorch's default True)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x):
+        _check_input(self, x, (4,), "(N, C, H, W)")
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+
+class Dropout(Module):
+    """In training, zero each element with probability p and scale the others by 1 / (1 - p)
+    (inverted dropout); in evaluation (``model.eval()``), the identity."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be a number with 0 <= p < 1, got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x):
+        _check_input(self, x, range(64), "any")
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class _BatchNorm(Module):
+    """Shared by BatchNorm1d and BatchNorm2d; see ``F.batch_norm`` for the math.
+
+    Parameters: weight (init 1) and bias (init 0) when ``affine``. Buffers: running_mean (init 0),
+    running_var (init 1), num_batches_tracked (int64 count of training batches) when
+    ``track_running_stats``. Momentum has PyTorch's sense: r = (1 - momentum) r + momentum * batch
+    stat (Lasagne's ``alpha``); ``momentum=None`` averages all batches equally (1 / count).
+    Without running statistics, batch statistics are used in evaluation too.
+    """
+    ranks, expected = (), ""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        super().__init__()
+        name = type(self).__name__
+        self.num_features = _int(name, "num_features", num_features)
+        if not eps > 0:
+            raise ValueError(f"{name}: eps must be > 0, got {eps!r}")
+        if momentum is not None and not 0 <= momentum <= 1:
+            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum!r}")
+        self.eps, self.momentum = float(eps), momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        c = num_features
+        self.weight = Parameter(np.ones(c, dtype=np.float32)) if affine else None
+        self.bias = Parameter(np.zeros(c, dtype=np.float32)) if affine else None
+        track = self.track_running_stats
+        self.register_buffer("running_mean", Tensor(np.zeros(c, np.float32)) if track else None)
+        self.register_buffer("running_var", Tensor(np.ones(c, np.float32)) if track else None)
+        self.register_buffer("num_batches_tracked", Tensor(np.array(0, np.int64)) if track else None)
+
+    def forward(self, x):
+        c = self.num_features
+        _check_input(self, x, self.ranks, self.expected.format(c), 1, c)
+        momentum = self.momentum
+        if self.training and self.track_running_stats:
+            with no_grad():
+                self.num_batches_tracked += 1
+            if momentum is None:
+                momentum = 1.0 / self.num_batches_tracked.item()
+        use_batch_stats = self.training or not self.track_running_stats
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=use_batch_stats, momentum=momentum or 0.0, eps=self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of (N, C) inputs, per feature C (statistics over N)."""
+    ranks, expected = (2,), "(N, {})"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of (N, C, H, W) inputs, per channel C (statistics over N, H, W)."""
+    ranks, expected = (4,), "(N, {}, H, W)"
+
+
+class _Activation(Module):
+    fn = None
+
+    def forward(self, x):
+        _check_input(self, x, range(64), "any")
+        return type(self).fn(x)
+
+
+class ReLU(_Activation):
+    """max(x, 0), elementwise (relu'(0) = 0)."""
+    fn = F.relu
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)), elementwise."""
+    fn = F.sigmoid
+
+
+class Tanh(_Activation):
+    """tanh(x), elementwise."""
+    fn = F.tanh
+
+
+class Softmax(Module):
+    """exp(x_i) / sum_j exp(x_j) along ``dim``."""
+    function = F.softmax
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = _int(type(self).__name__, "dim", dim, minimum=-(1 << 62))
+
+    def forward(self, x):
+        _check_input(self, x, range(1, 64), "with at least one dimension")
+        _check_dim(self, x, self.dim)
+        return type(self).function(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """log softmax(x) along ``dim``, computed stably (x - max - log sum exp(x - max))."""
+    function = F.log_softmax
+
+
+class Flatten(Module):
+    """Merge dimensions start_dim..end_dim into one: (N, C, H, W) -> (N, C*H*W) by default."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim = _int("Flatten", "start_dim", start_dim, minimum=-(1 << 62))
+        self.end_dim = _int("Flatten", "end_dim", end_dim, minimum=-(1 << 62))
+
+    def forward(self, x):
+        _check_input(self, x, range(1, 64), "with at least one dimension")
+        _check_dim(self, x, self.start_dim, "start_dim")
+        _check_dim(self, x, self.end_dim, "end_dim")
+        if self.start_dim % x.ndim > self.end_dim % x.ndim:
+            raise ValueError(f"{self!r}: start_dim comes after end_dim for input of shape "
+                             f"{x.shape}")
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Sequential(Module):
+    """Modules applied one after the other. Children are named "0", "1", ... (or by the keys of a
+    single dict argument), so parameters are "0.weight", "0.bias", ...
+
+    Indexable (``model[0]``, ``model[-1]``, ``model[1:3]`` -> a Sequential of the same modules),
+    iterable, with ``len`` and ``append``.
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        items = (list(modules[0].items()) if len(modules) == 1 and isinstance(modules[0], dict)
+                 else [(str(i), m) for i, m in enumerate(modules)])
+        for name, m in items:
+            self._add(name, m)
+
+    def _add(self, name, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: element {name!r} is a {type(module).__name__}, not a "
+                            "Module")
+        if name in self.__dict__:
+            raise KeyError(f"Sequential: there is already an attribute named {name!r}")
+        setattr(self, name, module)
+
+    def _layers(self):
+        return [m for m in self.__dict__.values() if isinstance(m, Module)]
+
+    def append(self, module):
+        self._add(str(len(self)), module)
+        return self
+
+    def __len__(self):
+        return len(self._layers())
+
+    def __iter__(self):
+        return iter(self._layers())
+
+    def __getitem__(self, index):
+        layers = self._layers()
+        if isinstance(index, slice):
+            return Sequential(*layers[index])
+        return layers[index]
+
+    def forward(self, x):
+        for layer in self._layers():
+            x = layer(x)
+        return x
+
+
+__all__ = ["Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout", "BatchNorm1d", "BatchNorm2d",
+           "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten", "Sequential"]

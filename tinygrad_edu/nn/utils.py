@@ -1,0 +1,107 @@
+"""Gradient clipping and weight penalties.
+
+Clipping acts on the ``.grad`` of parameters between ``backward()`` and ``optimizer.step()``;
+it replaces each ``.grad`` by a new tensor instead of scaling it in place, because gradients of
+different leaves may share memory. Penalties are built from Tensor ops, so they are added to the
+loss and differentiated with it::
+
+    loss = F.cross_entropy(model(x), y) + 1e-4 * l2_penalty(weights)
+    loss.backward()
+    clip_grad_norm_(model.parameters(), max_norm=5.0)
+    optimizer.step()
+"""
+import math
+
+from ..backend import get_xp
+from ..tensor import Tensor
+
+
+def _with_grads(parameters):
+    parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    return [p for p in parameters if p.grad is not None]
+
+
+def _norm(arrays, norm_type):
+    """The norm of all arrays taken together, as a Python float."""
+    if norm_type == math.inf:
+        return max(float(get_xp(a).abs(a).max()) if a.size else 0.0 for a in arrays)
+    if norm_type == 2.0:  # the common case without abs() and power
+        return math.sqrt(sum(float(get_xp(a).vdot(a.ravel(), a.ravel())) for a in arrays))
+    total = sum(float((get_xp(a).abs(a) ** norm_type).sum()) for a in arrays)
+    return total ** (1.0 / norm_type)
+
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    """Rescale all gradients together so that their joint norm is at most ``max_norm``.
+
+    The total norm is ``(sum over parameters and elements of |g|^norm_type)^(1/norm_type)``, the
+    norm of all gradients concatenated into one vector (``norm_type=math.inf``: the largest |g|).
+    When it exceeds max_norm every gradient is multiplied by ``max_norm / (total + 1e-6)``, so the
+    direction of the update is kept (Pascanu et al., "On the difficulty of training recurrent
+    neural networks", 2013). Returns the total norm before clipping, a Python float.
+    Parameters without a gradient are skipped. An inf gradient makes the scale 0, so finite
+    gradients become 0 and infinite ones NaN (as in PyTorch); a NaN one leaves all gradients as
+    they are. Pass ``error_if_nonfinite=True`` to raise instead.
+    ``lasagne.updates.total_norm_constraint`` does the same with epsilon 1e-7.
+    """
+    max_norm, norm_type = float(max_norm), float(norm_type)
+    if max_norm < 0 or norm_type <= 0:
+        raise ValueError(f"clip_grad_norm_: need max_norm >= 0 and norm_type > 0, got "
+                         f"{max_norm}, {norm_type}")
+    params = _with_grads(parameters)
+    if not params:
+        return 0.0
+    total = _norm([p.grad.data for p in params], norm_type)
+    if not math.isfinite(total) and error_if_nonfinite:
+        raise RuntimeError(f"clip_grad_norm_: the total norm of the gradients is {total}; "
+                           "pass error_if_nonfinite=False to clip anyway")
+    scale = max_norm / (total + 1e-6)
+    if scale < 1.0:
+        for p in params:
+            p.grad = Tensor._wrap(p.grad.data * scale)  # a Python float keeps float32
+    return total
+
+
+def clip_grad_value_(parameters, clip_value):
+    """Clip every gradient element into ``[-clip_value, clip_value]`` (new gradient arrays)."""
+    clip_value = float(clip_value)
+    if clip_value < 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
+    for p in _with_grads(parameters):
+        p.grad = Tensor._wrap(get_xp(p.grad.data).clip(p.grad.data, -clip_value, clip_value))
+
+
+def _penalty(tensors, reduction, term, name):
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"{name}: reduction must be 'mean' or 'sum', got {reduction!r}")
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if not tensors:
+        raise ValueError(f"{name}: no tensors given")
+    total = None
+    for w in tensors:
+        t = term(w)
+        t = t.mean() if reduction == "mean" else t.sum()
+        total = t if total is None else total + t
+    return total
+
+
+def l1_penalty(tensors, reduction="mean"):
+    """``sum over tensors W of mean(|W|)`` (``reduction="sum"``: of sum(|W|)), a 0-d Tensor.
+
+    The Theano tutorials add ``l1 * mean|W| + l2 * mean W^2`` to the loss, which is
+    ``l1 * l1_penalty(Ws) + l2 * l2_penalty(Ws)``; ``lasagne.regularization.l1`` sums instead
+    (``reduction="sum"``). The gradient of |w| at 0 is 0.
+    """
+    return _penalty(tensors, reduction, lambda w: w.abs(), "l1_penalty")
+
+
+def l2_penalty(tensors, reduction="mean"):
+    """``sum over tensors W of mean(W^2)`` (``reduction="sum"``: of sum(W^2), as
+    ``lasagne.regularization.l2``), a 0-d Tensor. There is no factor 1/2: the gradient of
+    ``c * l2_penalty(W, "sum")`` is ``2 c W``, so it matches an optimizer's
+    ``weight_decay=2c`` (see :class:`tinygrad_edu.optim.SGD`).
+    """
+    return _penalty(tensors, reduction, lambda w: w * w, "l2_penalty")
+
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "l1_penalty", "l2_penalty"]
