@@ -1,0 +1,64 @@
+"""What the first layer learned: the MLP's 625 hidden-unit weight vectors and the convnet's
+32 first-layer kernels, drawn as image grids (needs matplotlib).
+    python examples/filters.py --epochs 2 --out filters.png
+"""
+import argparse
+
+import numpy as np
+
+import tinygrad_edu as tg
+from tinygrad_edu import optim
+
+import convnet
+import mlp
+from _common import data
+from modern_net import optimizer
+from tinygrad_edu.training import fit
+
+
+def grid(images, columns):
+    """Tile (n, h, w) images into one array, each scaled to [0, 1], with 1-pixel gaps."""
+    n, h, w = images.shape
+    rows = -(-n // columns)
+    out = np.ones((rows * (h + 1) - 1, columns * (w + 1) - 1))
+    for k, img in enumerate(images):
+        lo, hi = img.min(), img.max()
+        r, c = divmod(k, columns)
+        out[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = (img - lo) / (hi - lo + 1e-12)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--out", default="filters.png")
+    args = p.parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    args.seed, args.batch_size = 0, 128
+    tg.manual_seed(0)
+    net = mlp.build()
+    fit(net, optim.SGD(net.parameters(), lr=0.05), data(args)[0], epochs=args.epochs, verbose=False)
+    cnn = convnet.build()
+    fit(cnn, optimizer(cnn, 1e-3), data(args, flatten=False)[0], epochs=args.epochs, verbose=False)
+
+    hidden = net[0].weight.numpy()[:100].reshape(-1, 28, 28)          # 100 of the 625 units
+    kernels = cnn[0].weight.numpy()[:, 0]                                 # (32, 3, 3)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 6))
+    a.imshow(grid(hidden, 10), cmap="gray")
+    a.set_title("MLP: weights of 100 hidden units")
+    b.imshow(grid(kernels, 8), cmap="gray")
+    b.set_title("convnet: the 32 first-layer 3x3 kernels")
+    for ax in (a, b):
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=100)
+    print(f"saved {args.out}")
+    return args.out
+
+
+if __name__ == "__main__":
+    main()
