@@ -26,14 +26,18 @@ CONVS = {"conv1": ((128, 1, 28, 28), 32), "conv2": ((128, 32, 14, 14), 64),
 POOLS = {"pool1": (128, 32, 28, 28), "pool2": (128, 64, 14, 14), "pool3": (128, 128, 7, 7)}
 
 
-def best_time(fn, repeats, number=1):
-    fn()  # warm-up (compilation, caches)
-    best = float("inf")
+def best_times(fns, repeats, number=1):
+    """Best seconds per call of each function, measured in interleaved rounds (ours, theirs,
+    ours, ...) so that a noisy neighbour on a shared machine slows both sides alike."""
+    for fn in fns:
+        fn()  # warm-up (compilation, caches)
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / number)
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            best[i] = min(best[i], (time.perf_counter() - t0) / number)
     return best
 
 
@@ -152,8 +156,8 @@ def main():
         print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'case':<15} {'ours ms':>9} {'torch ms':>9} {'ratio':>7}")
     for name, (ours, theirs) in table.items():
-        t_ours = best_time(ours, repeats)
-        t_theirs = best_time(theirs, repeats) if theirs else None
+        t_ours, t_theirs = best_times([ours, theirs], repeats) if theirs else (
+            best_times([ours], repeats)[0], None)
         ratio = f"{t_ours / t_theirs:7.2f}" if t_theirs else "      -"
         theirs_ms = f"{t_theirs * 1e3:9.2f}" if t_theirs else "        -"
         print(f"{name:<15} {t_ours * 1e3:9.2f} {theirs_ms} {ratio}", flush=True)

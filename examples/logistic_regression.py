@@ -9,11 +9,16 @@ from tinygrad_edu import nn, optim
 from _common import parse_args, run
 
 
+def build():
+    model = nn.Linear(784, 10, bias=False)       # the tutorial's softmax(X W) has no bias
+    nn.init.normal_(model.weight, std=0.01)
+    return model
+
+
 def main(argv=None):
     args = parse_args(__doc__.splitlines()[0], argv, epochs=20, lr=0.05)
     tg.manual_seed(args.seed)
-    model = nn.Linear(784, 10, bias=False)       # the tutorial's softmax(X W) has no bias
-    nn.init.normal_(model.weight, std=0.01)
+    model = build()
     return run(model, optim.SGD(model.parameters(), lr=args.lr), args)
 
 

@@ -41,22 +41,33 @@ def cuda_available():
 
 
 def check_device(device):
-    """Normalise a device string ("cpu", "cuda", "cuda:0" -> "cuda") or raise."""
-    device = str(device)
-    if device.startswith("cuda"):
-        device = "cuda"
-    if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}: expected one of {DEVICES}")
-    return device
+    """Normalise a device string ("cpu", "cuda", "cuda:0" -> "cuda") or raise a ValueError.
+
+    Tensors live on the CPU or on CuPy's current GPU, so "cuda:0" is accepted as a spelling of
+    "cuda" but another index is refused rather than silently ignored."""
+    name = str(device)
+    if name in DEVICES:
+        return name
+    kind, colon, index = name.partition(":")
+    if kind == "cuda" and colon and index.isdigit():
+        if int(index) == 0:
+            return "cuda"
+        raise ValueError(f"device {name!r}: tinygrad_edu uses one GPU, CuPy's current device; "
+                         "write 'cuda' (select the GPU with cupy.cuda.Device(i).use())")
+    raise ValueError(f"unknown device {name!r}: expected 'cpu', 'cuda' or 'cuda:0'")
 
 
 def get_xp(x):
     """The array module for a device string or an array: numpy or cupy."""
     if isinstance(x, str):
         return np if check_device(x) == "cpu" else _import_cupy()
-    if isinstance(x, np.ndarray) or np.isscalar(x) or _cupy is None:
+    if isinstance(x, np.ndarray):
         return np
-    return _cupy.get_array_module(x)
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return _cupy
+    # a GPU array seen before CuPy was first needed (or another library's GPU array): CuPy's
+    # business; anything else (NumPy scalars, Python numbers, lists) is NumPy's
+    return _import_cupy() if hasattr(x, "__cuda_array_interface__") else np
 
 
 def device_of(array):

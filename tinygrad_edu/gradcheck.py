@@ -74,6 +74,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             x.data[k] = old
             numeric[k] = (up - down) / (2 * eps)
         excess = np.abs(a - numeric) - (atol + rtol * np.abs(numeric))
+        excess = np.where(np.isnan(excess), np.inf, excess)  # NaN > 0 is False: count it as worst
         if excess.size and excess.max() > 0:
             k = np.unravel_index(int(np.argmax(excess)), x.shape)
             raise GradcheckError(

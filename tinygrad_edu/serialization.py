@@ -33,7 +33,7 @@ import zipfile
 
 import numpy as np
 
-from .backend import check_device, to_device
+from .backend import check_device, get_xp, to_device
 from .tensor import Tensor
 
 FORMAT, VERSION = "tinygrad_edu", 1
@@ -167,6 +167,7 @@ def load(path, device="cpu"):
     corrupt file raises ValueError naming the file; a missing one, FileNotFoundError.
     """
     path, device = os.fspath(path), check_device(device)
+    get_xp(device)  # no CuPy or no GPU: say so now, not as "cannot read checkpoint" below
     with open(path, "rb") as f:  # missing file, permissions: the usual OSError, naming the path
         try:
             with zipfile.ZipFile(f) as zf:

@@ -61,7 +61,7 @@ def _creation_site():
     """The innermost stack frame outside this package: where the user called the op."""
     import os
     import traceback
-    package = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     for frame in reversed(traceback.extract_stack()[:-2]):
         if not os.path.abspath(frame.filename).startswith(package):
             return f'{frame.filename}:{frame.lineno}, in {frame.name}: "{frame.line}"'
@@ -72,9 +72,11 @@ def _check_finite(array, what, ctx):
     xp = get_xp(array)
     if array.dtype.kind == "f" and not bool(xp.isfinite(array).all()):
         bad = "NaN" if bool(xp.isnan(array).any()) else "inf"
-        where = getattr(ctx, "created_at", None) or _creation_site()
+        where = getattr(ctx, "created_at", None)
+        where = (f"the op was created at {where}" if where else "where the op was created is "
+                 "unknown: run the forward pass under detect_anomaly() too")
         raise FloatingPointError(f"anomaly: {what} of {type(ctx).__name__} contains {bad}; "
-                                 f"the op was created at {where}")
+                                 + where)
 
 
 class Function:
@@ -103,16 +105,18 @@ class Function:
         ctx = cls()
         arrays = [t.data for t in inputs]
         if len(arrays) > 1 and any([type(a) is not type(arrays[0]) for a in arrays]):
-            raise ValueError(f"{cls.__name__}: inputs are on different devices: "
-                             + ", ".join(t.device for t in inputs))
+            devices = [t.device for t in inputs]  # (types also differ for np.memmap and kin)
+            if any([d != devices[0] for d in devices]):
+                raise ValueError(f"{cls.__name__}: inputs are on different devices ("
+                                 + ", ".join(devices) + "); move them to one with .to(device)")
         try:
             out = ctx.forward(*arrays, **params)
         except (ValueError, IndexError) as e:  # say which op and which shapes, not just NumPy's words
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise type(e)(f"{cls.__name__} with input shapes {shapes}: {e}") from None
         if _GradMode.anomaly:
-            _check_finite(out, "the output", ctx)
             ctx.created_at = _creation_site()
+            _check_finite(out, "the output", ctx)
         y = Tensor._wrap(out)
         # (list comprehensions rather than generators here: on a few inputs they are twice as fast)
         if _GradMode.enabled and any([t.requires_grad for t in inputs]):
@@ -148,7 +152,9 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
         if isinstance(data, Tensor):
             data = data.data
-        if not isinstance(data, np.ndarray) and not hasattr(data, "__cuda_array_interface__"):
+        if hasattr(data, "__cuda_array_interface__"):  # CuPy's, or another library's GPU array
+            data = get_xp(data).asarray(data)             # (no copy for a CuPy array)
+        elif not isinstance(data, np.ndarray):
             python_data = not isinstance(data, np.generic)
             data = np.asarray(data)
             if dtype is None and python_data:  # Python numbers: float32 / int64 by default
@@ -244,7 +250,11 @@ class Tensor:
         return self
 
     def _operand(self, other):
-        return other.data if isinstance(other, Tensor) else other
+        if not isinstance(other, Tensor):
+            return other
+        if other.device != self.device:
+            raise ValueError(f"tensors on different devices ({self.device}, {other.device})")
+        return other.data
 
     def __iadd__(self, o):
         return self._inplace("+=", lambda d: d.__iadd__(self._operand(o)))
@@ -345,19 +355,26 @@ def _backprop(roots, root_grads, retain_graph, create_graph, capture):
         g = _root_gradient(y, g)
         grads[id(y)] = grads[id(y)] + g if id(y) in grads else g
     order = _toposort(roots)
+    unreached = []  # nodes no gradient reached: freed at the end
     handed_out = {id(g) for g in grads.values()}
     with enable_grad() if create_graph else no_grad():
-        for t in reversed(order):
+        while order:
+            # popping (not iterating) drops the list's reference, so when the graph is freed
+            # each activation is released as soon as backward has passed it, as in PyTorch
+            t = order.pop()
             g = grads.pop(id(t), None)
             if g is None:
+                unreached.append(t)
                 continue
             if capture is not None and id(t) in capture:
                 capture[id(t)] = g
             ctx = t._ctx
             if ctx is None:  # a leaf
                 if capture is None:
-                    if t.grad is None:  # each leaf gets a gradient object of its own
-                        if id(g) in handed_out:  # under create_graph the copy stays on the tape
+                    if t.grad is None:  # each leaf gets a gradient of its own, memory too:
+                        # copy one handed out already, or a view (of a broadcast, of the caller's
+                        # gradient, ...); under create_graph the copy stays on the tape
+                        if id(g) in handed_out or g.data.base is not None:
                             g = g + 0 if create_graph else Tensor._wrap(g.data.copy())
                         t.grad = g
                         handed_out.add(id(t.grad))
@@ -377,7 +394,7 @@ def _backprop(roots, root_grads, retain_graph, create_graph, capture):
                         f"input {i} (shape {x.shape}) of {type(ctx).__name__} was modified in "
                         f"place after the forward pass (version {v} -> {x._version[0]}), so its "
                         "gradient would be wrong")
-            gxs = ctx.backward(g, t)
+            gxs = _unchecked_backward(ctx, g, t) if _GradMode.anomaly else ctx.backward(g, t)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             if _GradMode.trace or _GradMode.anomaly:
@@ -394,9 +411,20 @@ def _backprop(roots, root_grads, retain_graph, create_graph, capture):
             if not retain_graph:
                 ctx.free()
     if not retain_graph:  # also free nodes that no gradient reached
-        for t in order:
+        for t in unreached:
             if t._ctx is not None and t._ctx.inputs is not None:
                 t._ctx.free()
+
+
+def _unchecked_backward(ctx, gy, y):
+    """``ctx.backward`` with anomaly mode's per-op checks off: the gradients it returns are
+    checked instead (``_inspect_step``), so an error names this node and where it was created,
+    not a Div inside its backward and the line that called backward()."""
+    _GradMode.anomaly = False
+    try:
+        return ctx.backward(gy, y)
+    finally:
+        _GradMode.anomaly = True
 
 
 def _inspect_step(ctx, y, gy, gxs):

@@ -9,7 +9,7 @@ import numpy as np
 from ..backend import get_xp
 from ..creation import generator
 from ..ops import flatten, relu, sigmoid, tanh  # noqa: F401 (part of this namespace)
-from ..ops.nn_ops import Im2Col, MaxPool2d, SoftmaxCrossEntropy
+from ..ops.nn_ops import Conv2d, Im2Col, MaxPool2d, SoftmaxCrossEntropy
 from ..tensor import Function, Tensor, no_grad
 
 
@@ -31,6 +31,8 @@ def linear(x, weight, bias=None):
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} does not match weight of shape "
                          f"{weight.shape} (in_features {weight.shape[-1]})")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias of shape {bias.shape} should be ({weight.shape[0]},)")
     y = x @ weight.T
     return y if bias is None else y + bias
 
@@ -54,7 +56,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 
     x (N, C, H, W), weight (F, C, kh, kw) -> y (N, F, OH, OW) with OH = (H + 2p - kh) // s + 1.
     Computed as im2col + one matrix multiply: every receptive field becomes a row of ``cols``
-    (N*OH*OW, C*kh*kw), and ``cols @ W.reshape(F, -1).T`` applies all filters at once.
+    (N*OH*OW, C*kh*kw), and ``cols @ W.reshape(F, -1).T`` applies all filters at once (the
+    ``Conv2d`` op in ``ops/nn_ops.py``).
     """
     _check_rank("conv2d", x, (4,))
     if weight.ndim != 4 or weight.shape[1] != x.shape[1]:
@@ -66,11 +69,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     n, f, kh, kw = x.shape[0], weight.shape[0], weight.shape[2], weight.shape[3]
     oh = _out_size("conv2d", x.shape[2], kh, sh, ph)
     ow = _out_size("conv2d", x.shape[3], kw, sw, pw)
-    cols = Im2Col.apply(x, geometry=(kh, kw, sh, sw, ph, pw))
-    y = cols @ weight.reshape(f, -1).T            # (N*OH*OW, F)
-    if bias is not None:
-        y = y + bias
-    return y.reshape(n, oh, ow, f).permute(0, 3, 1, 2)
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*inputs, geometry=(kh, kw, sh, sw, ph, pw), out_size=(oh, ow))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
@@ -95,6 +95,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     (kh, kw) = _pair("kernel_size", kernel_size)
     (sh, sw) = _pair("stride", kernel_size if stride is None else stride)
     (ph, pw) = _pair("padding", padding)
+    if ph > kh // 2 or pw > kw // 2:  # else a window could lie wholly in the padding: 0 / 0
+        raise ValueError(f"avg_pool2d: padding {padding} must be at most half the kernel {kernel_size}")
     n, c, h, w = x.shape
     oh = _out_size("avg_pool2d", h, kh, sh, ph, ceil_mode)
     ow = _out_size("avg_pool2d", w, kw, sw, pw, ceil_mode)
@@ -102,12 +104,13 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     padded = x.reshape(n * c, 1, h, w).pad((pw, pw + max(extra_w, 0), ph, ph + max(extra_h, 0)))
     geometry = (kh, kw, sh, sw, 0, 0)
     sums = Im2Col.apply(padded, geometry=geometry).sum(axis=1)
-    counted = np.zeros((1, 1) + padded.shape[2:], dtype=x.dtype)  # the positions that count
+    # the positions that count, made on x's device (no copy from the host to the GPU)
+    counted = get_xp(x.data).zeros((1, 1) + padded.shape[2:], dtype=x.dtype)
     if count_include_pad:
         counted[..., :h + 2 * ph, :w + 2 * pw] = 1
     else:
         counted[..., ph:ph + h, pw:pw + w] = 1
-    counts = Im2Col.apply(Tensor(counted, device=x.device), geometry=geometry).sum(axis=1)
+    counts = Im2Col.apply(Tensor._wrap(counted), geometry=geometry).sum(axis=1)
     return (sums.reshape(n, c, oh, ow) / counts.reshape(1, 1, oh, ow))
 
 
@@ -139,6 +142,8 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                     ("weight", weight), ("bias", bias)):
         if t is not None and t.shape != (c,):
             raise ValueError(f"batch_norm: {name} has shape {t.shape}, input {x.shape} has {c} channels")
+    if (running_mean is None) != (running_var is None):  # else training updates only one of them
+        raise ValueError("batch_norm: pass both running_mean and running_var, or neither")
     axes = (0,) if x.ndim == 2 else (0, 2, 3)
     shape = (1, c) if x.ndim == 2 else (1, c, 1, 1)
     count = x.size // c

@@ -27,7 +27,7 @@ the path is kept. Expression printers (``tg.pp``) show these names.
 """
 from collections import OrderedDict, namedtuple
 
-from ..backend import check_device, to_device
+from ..backend import check_device, get_xp, to_device
 from ..tensor import Tensor, no_grad
 
 
@@ -207,6 +207,7 @@ class Module:
         tensor objects stay the same, so create the optimizer before or after, as you like (but
         its state, if it already has some, stays where it was)."""
         device = check_device(device)
+        get_xp(device)  # without CuPy or a GPU, fail here (even for a module without tensors)
         for _, t in self._tensors():
             t.data = to_device(t.data, device)
             if t.grad is not None:

@@ -50,5 +50,8 @@ def broadcast_to(x, *shape):
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
     if -1 in shape:  # PyTorch's expand: -1 keeps that axis
         lead = len(shape) - x.ndim
+        if lead < 0 or -1 in shape[:lead]:
+            raise ValueError(f"expand: -1 in {shape} must stand for an existing axis of the "
+                             f"tensor's shape {x.shape}, aligned from the right")
         shape = tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
     return x if x.shape == shape else BroadcastTo.apply(x, shape=shape)

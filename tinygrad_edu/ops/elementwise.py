@@ -19,6 +19,9 @@ def _const(array):
 def _pair(op, a, b):
     """Both operands as Tensors of one dtype. A Python or NumPy number (or a list) takes the dtype
     of the tensor operand, so ``t * np.float64(2)`` stays float32; two tensors must agree."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} "
+                        f"and {type(b).__name__}")
     if not isinstance(b, Tensor):
         b = _scalar(op, b, a)
     elif not isinstance(a, Tensor):

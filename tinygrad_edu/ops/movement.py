@@ -129,9 +129,12 @@ def transpose(x, dim0=-2, dim1=-1):
 
 def flatten(x, start_dim=0, end_dim=-1):
     """Merge axes start_dim..end_dim into one (PyTorch's ``flatten``)."""
+    s, e = _dim("flatten", start_dim, x.ndim), _dim("flatten", end_dim, x.ndim)
     if x.ndim == 0:
         return reshape(x, 1)
-    s, e = start_dim % x.ndim, end_dim % x.ndim
+    if s > e:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                         f"for shape {x.shape}")
     return reshape(x, x.shape[:s] + (-1,) + x.shape[e + 1:])
 
 
@@ -160,8 +163,8 @@ def getitem(x, index):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
     elif isinstance(index, Tensor):
         index = index.data
-    if isinstance(index, list):  # a list is an integer-array index, as in NumPy
-        index = np.asarray(index)
+    if isinstance(index, list):  # a list is an integer-array index, as in NumPy (made on x's
+        index = get_xp(x.data).asarray(index)  # device once, not copied there in every use)
     return GetItem.apply(x, index=index)
 
 
@@ -191,6 +194,9 @@ def stack(tensors, axis=0, *, dim=None):
     for t in tensors[1:]:
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: shapes {tensors[0].shape} and {t.shape} differ")
+    if not -tensors[0].ndim - 1 <= axis <= tensors[0].ndim:
+        raise ValueError(f"stack: axis {axis} out of range for {len(tensors)} tensors of shape "
+                         f"{tensors[0].shape}")
     return cat([unsqueeze(t, axis) for t in tensors], axis if axis >= 0 else axis + 1 + tensors[0].ndim)
 
 
@@ -216,6 +222,11 @@ def to(x, device=None, dtype=None):
     """``t.to("cuda")``, ``t.to(np.float64)`` or both; differentiable, no copy when nothing changes."""
     if device is not None and not (isinstance(device, str) and device.split(":")[0] in DEVICES):
         device, dtype = None, device
+        try:
+            np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"to: {dtype!r} is neither a device ('cpu', 'cuda') nor a dtype") \
+                from None
     if device is not None and check_device(device) != x.device:
         x = ToDevice.apply(x, device=check_device(device))
     return x if dtype is None else cast(x, dtype)

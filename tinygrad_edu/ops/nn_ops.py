@@ -1,10 +1,11 @@
 """Neural-network ops backed by kernels: im2col/col2im (convolution), max-pooling and the fused
 softmax cross-entropy.
 
-Convolution is not an op of its own here: ``nn.functional.conv2d`` is im2col followed by one
-matrix multiply, so its gradients come from ``Im2Col`` and ``MatMul``. ``Im2Col`` and ``Col2Im``
-are each other's adjoint (and so each other's backward), which makes conv2d twice
-differentiable. The array work is done by a kernel module chosen by device: Numba on the CPU
+Convolution is im2col followed by one matrix multiply. ``Conv2d`` does both in one node, so the
+tape keeps only x and the filters, not the kh*kw times larger column matrix (backward makes it
+again); its backward is written with ``Im2Col``, ``Col2Im`` and matmul, which are Tensor ops,
+so conv2d is twice differentiable. ``Im2Col`` and ``Col2Im`` are each other's adjoint (and so
+each other's backward). The array work is done by a kernel module chosen by device: Numba on the CPU
 (``cpu_kernels``), hand-written CUDA on the GPU (``cuda_kernels``).
 """
 import numpy as np
@@ -48,6 +49,37 @@ class Col2Im(Function):
 
     def backward(ctx, gy, y):
         return Im2Col.apply(gy, geometry=ctx.geometry)
+
+
+class Conv2d(Function):
+    """y = conv2d(x, w) + b (NCHW) as im2col, one matrix multiply and the bias, in one node.
+
+    Forward: cols (N*OH*OW, C*kh*kw) @ w.reshape(F, -1).T gives (N*OH*OW, F), which is
+    reordered to (N, F, OH, OW). cols is a temporary: saving it for backward would cost kh*kw
+    times the input's memory, and remaking it is cheap. With g = gy as a (N*OH*OW, F) matrix:
+    gw = g^T @ im2col(x), gx = col2im(g @ w.reshape(F, -1)), gb = g summed over rows.
+    """
+    def forward(ctx, x, w, *bias, geometry, out_size):
+        ctx.geometry = geometry
+        n, f = x.shape[0], w.shape[0]
+        cols = kernels(x).im2col(_contiguous(x), *geometry)
+        y = cols @ w.reshape(f, -1).T
+        if bias:
+            y += bias[0]
+        return get_xp(y).ascontiguousarray(y.reshape(n, *out_size, f).transpose(0, 3, 1, 2))
+
+    def backward(ctx, gy, y):
+        x, w = ctx.inputs[:2]
+        f = w.shape[0]
+        g = gy.permute(0, 2, 3, 1).reshape(-1, f)
+        gx = gw = gb = None
+        if x.requires_grad:
+            gx = Col2Im.apply(g @ w.reshape(f, -1), x_shape=x.shape, geometry=ctx.geometry)
+        if w.requires_grad:
+            gw = (g.T @ Im2Col.apply(x, geometry=ctx.geometry)).reshape(w.shape)
+        if len(ctx.inputs) == 3 and ctx.inputs[2].requires_grad:
+            gb = g.sum(0)
+        return gx, gw, gb
 
 
 class MaxPool2d(Function):

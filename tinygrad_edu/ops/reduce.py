@@ -3,6 +3,7 @@ over them. Axis arguments: an int, a tuple of ints or None (all axes); negative 
 the end; both spellings ``axis=``/``dim=`` and ``keepdims=``/``keepdim=`` are accepted.
 """
 import builtins
+import operator
 
 from ..backend import get_xp
 from ..tensor import Function, Tensor
@@ -13,9 +14,14 @@ def normalize_axes(op, axis, ndim):
     """A sorted tuple of non-negative axes, or a clear error."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
     for a in axes:
+        try:
+            a = operator.index(a)  # an int, np.int64 too, but not 1.0
+        except TypeError:
+            raise TypeError(f"{op}: axis must be an int, a tuple of ints or None, "
+                            f"not {axis!r}") from None
         # a 0-d tensor accepts axis 0 and -1, as in PyTorch, and reduces over nothing
         if not -builtins.max(ndim, 1) <= a < builtins.max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dims")
