@@ -1,16 +1,19 @@
-# Quick start:  make demo   (set up .venv, train a small model)
+# Quick start:  make train  (set up .venv, train the modern net on MNIST, print test accuracy)
 #               make test   (set up .venv, run the whole test suite)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: train demo test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
+
+train: $(VENV)/.installed
+	$(PY) examples/modern_net.py --epochs 20
 
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py
@@ -20,6 +23,8 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/overhead.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/layers.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/mnist.py --memory
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

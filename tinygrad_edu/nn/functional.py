@@ -96,7 +96,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     (sh, sw) = _pair("stride", kernel_size if stride is None else stride)
     (ph, pw) = _pair("padding", padding)
     if ph > kh // 2 or pw > kw // 2:  # else a window could lie wholly in the padding: 0 / 0
-        raise ValueError(f"avg_pool2d: padding {padding} must be at most half the kernel {kernel_size}")
+        raise ValueError(f"avg_pool2d: padding {padding} must be at most half the kernel "
+                         f"{kernel_size}")
     n, c, h, w = x.shape
     oh = _out_size("avg_pool2d", h, kh, sh, ph, ceil_mode)
     ow = _out_size("avg_pool2d", w, kw, sw, pw, ceil_mode)
