@@ -196,45 +196,32 @@ def im2col_numpy(x, kh, kw, sh, sw, ph, pw):
 # ---- col2im ---------------------------------------------------------------------------------
 
 def col2im_loops(cols, dx, kh, kw, sh, sw, ph, pw):
-    """Fills dx (N, C, H, W), which must start at zero, with col2im(cols) as a gather.
+    """Fills dx (N, C, H, W), which must start at zero, with col2im(cols) as a scatter-add.
 
-    Window (oy, ox) holds pixel (y, x) in its slot (i, j) exactly when oy*sh - ph + i == y, so
-    for each kernel row i the window row is oy = (y + ph - i) / sh, which must divide evenly and
-    lie in [0, OH); columns likewise. Each pixel sums its (at most kh*kw) entries itself, so no
-    two iterations write the same pixel: no races, no atomics.
+    The mirror image of im2col_loops: walk the rows of cols front to back (reading memory in
+    order, which is what makes this fast) and add each entry into the pixel it was copied from.
+    Windows overlap, so two rows may add into one pixel; but all rows of an image write only
+    that image, so one image per iteration keeps the threads apart: no races, no atomics.
+    A pixel receives its entries in row order, i.e. window slots (i, j) from last to first;
+    col2im_numpy adds in that same order, so the two paths agree exactly.
     """
     N, C, H, W = dx.shape
     OH = (H + 2 * ph - kh) // sh + 1
     OW = (W + 2 * pw - kw) // sw + 1
-    # That division test depends on (y, i) or (x, j) only: work it out once into two small
-    # tables (-1: no window) instead of per entry, where the integer divisions cost 3x.
-    oy_of = np.full((H, kh), -1, np.int64)
-    for y in range(H):
-        for i in range(kh):
-            if (y + ph - i) >= 0 and (y + ph - i) % sh == 0 and (y + ph - i) // sh < OH:
-                oy_of[y, i] = (y + ph - i) // sh
-    ox_of = np.full((W, kw), -1, np.int64)
-    for xc in range(W):
-        for j in range(kw):
-            if (xc + pw - j) >= 0 and (xc + pw - j) % sw == 0 and (xc + pw - j) // sw < OW:
-                ox_of[xc, j] = (xc + pw - j) // sw
-    for t in prange(N * C):                      # one (image, channel) plane per iteration
-        n, c = t // C, t % C
-        for y in range(H):
-            for xc in range(W):
-                # Starting from dx (zero) rather than 0.0 keeps the sum in the array's dtype
-                # (0.0 would make it float64), adding in (i, j) order as col2im_numpy does: the
-                # two paths agree exactly.
-                acc = dx[n, c, y, xc]
-                for i in range(kh):
-                    oy = oy_of[y, i]
-                    if oy < 0:
-                        continue
-                    for j in range(kw):
-                        ox = ox_of[xc, j]
-                        if ox >= 0:
-                            acc += cols[(n * OH + oy) * OW + ox, (c * kh + i) * kw + j]
-                dx[n, c, y, xc] = acc
+    for n in prange(N):
+        for oy in range(OH):
+            for ox in range(OW):
+                r = (n * OH + oy) * OW + ox
+                for c in range(C):
+                    for i in range(kh):
+                        y = oy * sh - ph + i
+                        if y < 0 or y >= H:
+                            continue
+                        k = (c * kh + i) * kw
+                        for j in range(kw):
+                            xc = ox * sw - pw + j
+                            if 0 <= xc < W:
+                                dx[n, c, y, xc] += cols[r, k + j]
 
 
 _col2im_jit = _Jitted(col2im_loops, parallel=True)
@@ -253,7 +240,7 @@ def _col2im_checked(cols, x_shape, kh, kw, sh, sw, ph, pw):
 
 
 def col2im_numba(cols, x_shape, kh, kw, sh, sw, ph, pw, jit=True):
-    """col2im by explicit loops (a gather); ``jit=False`` runs them as plain Python."""
+    """col2im by explicit loops (a scatter-add per image); ``jit=False`` runs them as plain Python."""
     N, C, H, W, _, _ = _col2im_checked(cols, x_shape, kh, kw, sh, sw, ph, pw)
     dx = np.zeros((N, C, H, W), dtype=cols.dtype)
     (_col2im_jit if jit else col2im_loops)(cols, dx, kh, kw, sh, sw, ph, pw)
@@ -272,8 +259,9 @@ def col2im_numpy(cols, x_shape, kh, kw, sh, sw, ph, pw):
     # instead of striding across rows of cols.
     slots = np.ascontiguousarray(cols.reshape(N, OH, OW, C, kh, kw).transpose(4, 5, 0, 3, 1, 2))
     padded = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
+    # slots from last to first: the order in which col2im_loops adds, so both give equal bits
+    for i in reversed(range(kh)):
+        for j in reversed(range(kw)):
             padded[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw] += slots[i, j]
     return np.ascontiguousarray(padded[:, :, ph:ph + H, pw:pw + W])
 
