@@ -253,7 +253,7 @@ def test_comparisons_and_in_place_ops_refuse_mixed_devices_too():
 
 
 def test_layers_on_the_cpu_refuse_an_input_from_another_device():
-    with pytest.raises(ValueError, match=r"MatMul: inputs are on different devices \(cuda, cpu\)"):
+    with pytest.raises(ValueError, match=r"Linear: inputs are on different devices \(cuda, cpu, cpu\)"):
         nn.Linear(3, 2)(fake_gpu_tensor(4, 3))
 
 

@@ -133,6 +133,9 @@ def _expression(ctx, y, args):
         return f"{_wrap(args[0], prec)} {sym} {_wrap(args[1], prec + 1)}", prec
     if op == "Neg":
         return "-" + _wrap(args[0], UNARY), UNARY
+    if op == "Linear":    # nn.functional.linear: x @ w.T + b in one node
+        text = f"{_wrap(args[0], PRODUCT)} @ {_wrap(args[1], ATOM)}.T"
+        return (f"{text} + {_wrap(args[2], SUM + 1)}", SUM) if len(args) == 3 else (text, PRODUCT)
     if op == "GetItem":
         return f"{_wrap(args[0], ATOM)}[{_index_text(ctx.index)}]", ATOM
     if op == "Permute" and len(ctx.dims) >= 2:

@@ -9,7 +9,7 @@ import numpy as np
 from ..backend import get_xp
 from ..creation import generator
 from ..ops import flatten, relu, sigmoid, tanh  # noqa: F401 (part of this namespace)
-from ..ops.nn_ops import Conv2d, Im2Col, MaxPool2d, SoftmaxCrossEntropy
+from ..ops.nn_ops import Conv2d, Im2Col, Linear, MaxPool2d, SoftmaxCrossEntropy
 from ..tensor import Function, Tensor, no_grad
 
 
@@ -33,8 +33,11 @@ def linear(x, weight, bias=None):
                          f"{weight.shape} (in_features {weight.shape[-1]})")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias of shape {bias.shape} should be ({weight.shape[0]},)")
-    y = x @ weight.T
-    return y if bias is None else y + bias
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        raise TypeError(f"linear: input dtype {x.dtype}, weight dtype {weight.dtype}"
+                        + ("" if bias is None else f" and bias dtype {bias.dtype}")
+                        + " must agree; convert with .to(dtype)")
+    return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
 def _out_size(name, size, k, s, p, ceil_mode=False):

@@ -27,6 +27,29 @@ def _contiguous(a):
     return get_xp(a).ascontiguousarray(a)
 
 
+class Linear(Function):
+    """y = x @ w.T + b for x of shape (..., in), w (out, in), b (out,): one node, one GEMM.
+
+    As separate ops (matmul, transpose, add) the tape would hold three nodes and an extra
+    (batch, out) array, and w's gradient would arrive as a transposed view that has to be
+    copied. Here, with x and gy seen as matrices (rows = all leading dims):
+    gx = gy @ w, gw = gy^T @ x (already w's shape), gb = gy summed over rows.
+    """
+    def forward(ctx, x, w, *bias):
+        y = x @ w.T
+        if bias:
+            y += bias[0]
+        return y
+
+    def backward(ctx, gy, y):
+        x, w = ctx.inputs[:2]
+        gy2 = gy.reshape(-1, gy.shape[-1])
+        gx = (gy @ w) if x.requires_grad else None
+        gw = gy2.T @ x.reshape(-1, x.shape[-1]) if w.requires_grad else None
+        gb = gy2.sum(0) if len(ctx.inputs) == 3 and ctx.inputs[2].requires_grad else None
+        return gx, gw, gb
+
+
 class Im2Col(Function):
     """cols[(n, oy, ox), (c, i, j)] = x[n, c, oy*sh - ph + i, ox*sw - pw + j], 0 in the padding.
 
