@@ -26,18 +26,20 @@ CONVS = {"conv1": ((128, 1, 28, 28), 32), "conv2": ((128, 32, 14, 14), 64),
 POOLS = {"pool1": (128, 32, 28, 28), "pool2": (128, 64, 14, 14), "pool3": (128, 128, 7, 7)}
 
 
-def best_times(fns, repeats, number=1):
-    """Best seconds per call of each function, measured in interleaved rounds (ours, theirs,
-    ours, ...) so that a noisy neighbour on a shared machine slows both sides alike."""
+def best_times(fns, repeats, rounds=3):
+    """Best seconds per call of each function. Rounds alternate between the functions (ours,
+    theirs, ours, ...) so that a noisy neighbour slows both alike; within a round each runs
+    ``repeats`` times in a row, so that one library's thread pool, still spinning after its
+    turn, cannot slow every single call of the other."""
     for fn in fns:
         fn()  # warm-up (compilation, caches)
     best = [float("inf")] * len(fns)
-    for _ in range(repeats):
+    for _ in range(rounds):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            for _ in range(number):
+            for _ in range(repeats):
+                t0 = time.perf_counter()
                 fn()
-            best[i] = min(best[i], (time.perf_counter() - t0) / number)
+                best[i] = min(best[i], time.perf_counter() - t0)
     return best
 
 
@@ -150,7 +152,7 @@ def main():
         cProfile.runctx("for _ in range(10): fn()", globals(), {"fn": fn}, "/tmp/layers.prof")
         pstats.Stats("/tmp/layers.prof").sort_stats("tottime").print_stats(15)
         return
-    repeats = 3 if args.quick else 7
+    repeats = 2 if args.quick else 4
     if torch is not None:
         torch.manual_seed(0)
         print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -80,6 +80,12 @@ class _Jitted:
         self.cache = None
 
     def compile(self):
+        # Numba runs parallel loops on OpenMP threads, which by default keep spinning for a
+        # while after a loop ends, waiting for more work. On a 2-core machine that spinning
+        # steals a core from NumPy's BLAS threads in the matrix multiply that follows (conv2d
+        # forward + backward ran ~20% slower, benchmarks/layers.py). So let them sleep, unless
+        # the user chose a policy. (Read once, when Numba first loads its OpenMP library.)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import numba
         global prange
         prange = numba.prange
