@@ -1,8 +1,8 @@
 """Layer-level benchmarks: conv2d, max-pool and cross-entropy forward+backward at the tutorial
 convnet's shapes (batch 128), and one full training step of the 784-625-625-10 MLP.
 
-When PyTorch is installed it runs the same work in the same process, interleaved with ours, and
-the ratio ours/PyTorch is printed (< 1 means we are faster). Run it as
+When PyTorch is installed it runs the same work in the same process, in rounds alternating
+with ours (see best_times), and the ratio ours/PyTorch is printed (< 1: we are faster). Run as
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/layers.py [--quick]
     .venv/bin/python benchmarks/layers.py --profile conv2   # cProfile of one of our cases
