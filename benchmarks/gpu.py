@@ -136,21 +136,8 @@ def our_model(name):
 
 
 def torch_model(name):
-    nn = torch.nn
-    torch.manual_seed(0)
-    if name == "modern_net":
-        model = nn.Sequential(nn.Dropout(0.2), nn.Linear(784, 625), nn.ReLU(),
-                              nn.Dropout(0.5), nn.Linear(625, 625), nn.ReLU(),
-                              nn.Dropout(0.5), nn.Linear(625, 10))
-    else:
-        def block(c_in, c_out):
-            return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(),
-                    nn.MaxPool2d(2, ceil_mode=True), nn.Dropout(0.2)]
-        model = nn.Sequential(*block(1, 32), *block(32, 64), *block(64, 128), nn.Flatten(),
-                              nn.Linear(128 * 4 * 4, 625), nn.ReLU(), nn.Dropout(0.5),
-                              nn.Linear(625, 10))
-    model = model.cuda()
-    return model, torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-6)
+    from mnist import theirs  # benchmarks/mnist.py: the same models, built once for both
+    return theirs(name, device="cuda")
 
 
 def our_epoch(model, opt, X, y, batches):

@@ -51,8 +51,8 @@ def ours(name):
     return model, modern_net.optimizer(model, 1e-3)
 
 
-def theirs(name):
-    """The same architecture and optimizer in PyTorch."""
+def theirs(name, device="cpu"):
+    """The same architecture and optimizer in PyTorch (also used by gpu.py, on "cuda")."""
     torch.manual_seed(0)
     if name == "logistic_regression":
         model = tnn.Linear(784, 10, bias=False)
@@ -69,6 +69,7 @@ def theirs(name):
         model = tnn.Sequential(*block(1, 32), *block(32, 64), *block(64, 128), tnn.Flatten(),
                                tnn.Linear(128 * 4 * 4, 625), tnn.ReLU(), tnn.Dropout(0.5),
                                tnn.Linear(625, 10))
+    model = model.to(device)
     if name in ("logistic_regression", "mlp"):
         return model, torch.optim.SGD(model.parameters(), lr=0.05)
     return model, torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-6)
