@@ -96,6 +96,13 @@ def test_integer_tensors_with_numbers():
     assert (t.float() * 2.5).dtype == np.float32
 
 
+def test_true_division_of_integers_gives_the_default_float32():
+    t = tg.Tensor([1, 2, 3])                     # int64
+    for q in (t / 2, 6 / t, t / t, tg.Tensor(np.array([1, 3], np.int32)) / 2):
+        assert q.dtype == np.float32             # NumPy would give float64; PyTorch float32
+    np.testing.assert_array_equal((t / 2).numpy(), [0.5, 1.0, 1.5])
+
+
 def test_comparisons_give_bool_tensors():
     t = tg.Tensor([1.0, 2.0, 3.0])
     np.testing.assert_array_equal((t > 2.0).numpy(), [False, False, True])

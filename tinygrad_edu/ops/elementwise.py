@@ -187,7 +187,11 @@ class Clip(Function):
 def add(a, b): return Add.apply(*_pair("add", a, b))
 def sub(a, b): return Sub.apply(*_pair("sub", a, b))
 def mul(a, b): return Mul.apply(*_pair("mul", a, b))
-def div(a, b): return Div.apply(*_pair("div", a, b))
+def div(a, b):
+    a, b = _pair("div", a, b)
+    if a.dtype.kind != "f":  # true division of integers gives float32, the default (as PyTorch)
+        a, b = cast(a, np.float32), cast(b, np.float32)
+    return Div.apply(a, b)
 def pow(a, b): return Pow.apply(*_pair("pow", a, b))  # noqa: A001 (the PyTorch name)
 def maximum(a, b): return Maximum.apply(*_pair("maximum", a, b))
 def minimum(a, b): return -maximum(-a, -b)
