@@ -481,3 +481,15 @@ def test_batch_norm_errors_leave_the_running_statistics_alone(shape, running_var
         F.batch_norm(Z(*shape), rm, rv if running_var else None, training=True)
     np.testing.assert_array_equal(rm.numpy(), [0.0, 1.0, 2.0])
     np.testing.assert_array_equal(rv.numpy(), [1.0, 1.0, 1.0])
+
+
+def test_linear_and_conv2d_refuse_mixed_dtypes():
+    """One node computes with input, weight and bias together: NumPy would promote silently."""
+    x32, w64 = tg.Tensor(np.ones((1, 1, 4, 4), np.float32)), tg.Tensor(np.ones((2, 1, 3, 3)))
+    with pytest.raises(TypeError, match="conv2d: input dtype float32, weight dtype float64"):
+        F.conv2d(x32, w64)
+    w32 = tg.Tensor(np.ones((2, 1, 3, 3), np.float32))
+    with pytest.raises(TypeError, match="conv2d: .*bias dtype float64"):
+        F.conv2d(x32, w32, tg.Tensor(np.zeros(2)))
+    with pytest.raises(TypeError, match="linear: input dtype float64, weight dtype float32"):
+        F.linear(tg.Tensor(np.ones((2, 3))), tg.Tensor(np.ones((4, 3), np.float32)))

@@ -26,6 +26,14 @@ def _check_rank(fn, x, ranks):
         raise ValueError(f"{fn}: expected a {want} input, got shape {x.shape}")
 
 
+def _check_dtypes(fn, x, weight, bias):
+    """One node computes with all three arrays, so NumPy would silently promote a mix."""
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        raise TypeError(f"{fn}: input dtype {x.dtype}, weight dtype {weight.dtype}"
+                        + ("" if bias is None else f" and bias dtype {bias.dtype}")
+                        + " must agree; convert with .to(dtype)")
+
+
 def linear(x, weight, bias=None):
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
@@ -33,10 +41,7 @@ def linear(x, weight, bias=None):
                          f"{weight.shape} (in_features {weight.shape[-1]})")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias of shape {bias.shape} should be ({weight.shape[0]},)")
-    if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
-        raise TypeError(f"linear: input dtype {x.dtype}, weight dtype {weight.dtype}"
-                        + ("" if bias is None else f" and bias dtype {bias.dtype}")
-                        + " must agree; convert with .to(dtype)")
+    _check_dtypes("linear", x, weight, bias)
     return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
@@ -72,6 +77,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     n, f, kh, kw = x.shape[0], weight.shape[0], weight.shape[2], weight.shape[3]
     oh = _out_size("conv2d", x.shape[2], kh, sh, ph)
     ow = _out_size("conv2d", x.shape[3], kw, sw, pw)
+    _check_dtypes("conv2d", x, weight, bias)
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Conv2d.apply(*inputs, geometry=(kh, kw, sh, sw, ph, pw), out_size=(oh, ow))
 
