@@ -1,12 +1,12 @@
-"""Neural-network ops backed by kernels: im2col/col2im (convolution), max-pooling and the fused
-softmax cross-entropy.
+"""Neural-network ops: the linear layer, and the ops backed by kernels: im2col/col2im
+(convolution), max-pooling and the fused softmax cross-entropy.
 
 Convolution is im2col followed by one matrix multiply. ``Conv2d`` does both in one node, so the
 tape keeps only x and the filters, not the kh*kw times larger column matrix (backward makes it
 again); its backward is written with ``Im2Col``, ``Col2Im`` and matmul, which are Tensor ops,
 so conv2d is twice differentiable. ``Im2Col`` and ``Col2Im`` are each other's adjoint (and so
-each other's backward). The array work is done by a kernel module chosen by device: Numba on the CPU
-(``cpu_kernels``), hand-written CUDA on the GPU (``cuda_kernels``).
+each other's backward). The array work is done by a kernel module chosen by device: Numba on
+the CPU (``cpu_kernels``), hand-written CUDA on the GPU (``cuda_kernels``).
 """
 import numpy as np
 
