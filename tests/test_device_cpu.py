@@ -160,7 +160,7 @@ def _all_ops(a, b, m, img, w, labels):
         "neg": -a, "exp": a.exp(), "log": (a * a + 1).log(), "sqrt": (a * a + 1).sqrt(),
         "abs": a.abs(), "tanh": a.tanh(), "sigmoid": a.sigmoid(), "relu": a.relu(),
         "maximum": tg.maximum(a, b), "minimum": tg.minimum(a, b), "clip": a.clip(-0.5, 0.5),
-        "where": tg.where(a > b, a, b), "sum": a.sum(), "mean": a.mean(axis=0), "max": a.max(1),
+        "where": tg.where(a > b, a, b), "sum": a.sum(), "mean": a.mean(axis=0), "max": a.max(1).values, "amax": a.amax(1),
         "min": a.min(), "var": a.var(), "reshape": a.reshape(-1), "permute": m.permute(2, 0, 1),
         "transpose": a.T, "getitem": a[1:, [0, 0, 2]], "pad": a.pad((1, 1)),
         "cat": tg.cat([a, b]), "stack": tg.stack([a, b]), "expand": a[:1].expand(3, 4),

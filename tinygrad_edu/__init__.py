@@ -7,13 +7,14 @@
 """
 import numpy as np
 
-from .tensor import (Function, Tensor, detect_anomaly, enable_grad, grad, is_grad_enabled,
-                     no_grad)
+from .tensor import (Function, Tensor, detect_anomaly, enable_grad, from_dlpack, from_numpy, grad,
+                     inference_mode, is_grad_enabled, no_grad, set_grad_enabled, tensor)
 from . import ops  # binds the ops to Tensor methods and operators
-from .ops import (abs, add, argmax, argmin, broadcast_to, cat, clamp, clip, concatenate, div,
-                  exp, expand, flatten, log, matmul, max, maximum, mean, min, minimum, mul, neg,
-                  pad, permute, pow, relu, reshape, sigmoid, sqrt, squeeze, stack, sub, sum,
-                  sum_to, tanh, transpose, unsqueeze, var, where)
+from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp, clip, clone,
+                  concatenate, div, dot, exp, expand, flatten, log, masked_fill, matmul, max,
+                  maximum, mean, min, minimum, mul, neg, pad, permute, pow, relu, reshape,
+                  sigmoid, sqrt, squeeze, stack, sub, sum, sum_to, tanh, transpose, unsqueeze,
+                  var, where)
 from .creation import (arange, eye, full, full_like, manual_seed, ones, ones_like, rand,
                        rand_like, randn, randn_like, zeros, zeros_like)
 from .backend import cuda_available
@@ -22,7 +23,19 @@ from . import viz
 from .viz import pp
 from . import nn
 from .serialization import load, save
+from . import data, datasets, optim, training  # every public subpackage, as `tg.optim` etc.
+
+Tensor.softmax = lambda self, dim: nn.functional.softmax(self, dim)
+Tensor.log_softmax = lambda self, dim: nn.functional.log_softmax(self, dim)
 
 float32, float64, int32, int64, bool_ = np.float32, np.float64, np.int32, np.int64, np.bool_
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # tg.testing needs Hypothesis (a test dependency), so it is imported on first use only
+    if name == "testing":
+        import importlib
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module 'tinygrad_edu' has no attribute {name!r}")

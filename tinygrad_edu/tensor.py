@@ -13,48 +13,69 @@ Reading guide
   output back to the leaves, keeping pending gradients in a dict and adding them up out of place.
 """
 import contextlib
+import threading
 
 import numpy as np
 
 from .backend import check_device, get_xp, to_device
 
 
-class _GradMode:
-    enabled = True
-    anomaly = False  # check every output and gradient for NaN/inf (see detect_anomaly)
-    trace = False    # print every step of backpropagation (see Tensor.backward(trace=True))
+class _Modes(threading.local):
+    """The modes of the calling thread (as PyTorch's grad mode is per thread): two threads can
+    train two models, or one evaluate under no_grad while the other trains."""
+
+    def __init__(self):
+        self.enabled = True   # record ops on the tape
+        self.anomaly = False  # check every output and gradient for NaN/inf (see detect_anomaly)
+        self.trace = False    # print every step of backpropagation (backward(trace=True))
+        self.saved = []       # previous values, pushed by each __enter__ of a _SetMode
 
 
-class no_grad(contextlib.ContextDecorator):
-    """Context manager and decorator: ops inside record nothing on the tape."""
+_GradMode = _Modes()
+
+
+class _SetMode(contextlib.ContextDecorator):
+    """Set one mode on ``__enter__``, restore it on ``__exit__``. The previous value is pushed on
+    a per-thread stack, not kept on the instance, so managers nest and one instance can be
+    re-entered (a decorated recursive function)."""
+    mode, value = "enabled", False
 
     def __enter__(self):
-        self.prev, _GradMode.enabled = _GradMode.enabled, False
+        _GradMode.saved.append(getattr(_GradMode, self.mode))
+        setattr(_GradMode, self.mode, self.value)
 
     def __exit__(self, *exc):
-        _GradMode.enabled = self.prev
+        setattr(_GradMode, self.mode, _GradMode.saved.pop())
 
 
-class enable_grad(no_grad):
+class no_grad(_SetMode):
+    """Context manager and decorator: ops inside record nothing on the tape."""
+
+
+class inference_mode(no_grad):
+    """PyTorch's name for a stricter ``no_grad``; here the two are the same."""
+
+
+class enable_grad(_SetMode):
     """Turn recording back on inside a ``no_grad`` block (used for ``create_graph=True``)."""
+    value = True
 
-    def __enter__(self):
-        self.prev, _GradMode.enabled = _GradMode.enabled, True
+
+class set_grad_enabled(_SetMode):
+    """``set_grad_enabled(False)`` as a context manager or decorator: grad mode on or off."""
+
+    def __init__(self, mode):
+        self.value = bool(mode)
 
 
 def is_grad_enabled():
     return _GradMode.enabled
 
 
-class detect_anomaly(contextlib.ContextDecorator):
+class detect_anomaly(_SetMode):
     """Anomaly mode: every op's output and every gradient is checked for NaN/inf, and an error
     names the op and the line of *your* code that created it. Slow; for debugging."""
-
-    def __enter__(self):
-        self.prev, _GradMode.anomaly = _GradMode.anomaly, True
-
-    def __exit__(self, *exc):
-        _GradMode.anomaly = self.prev
+    mode, value = "anomaly", True
 
 
 def _creation_site():
@@ -111,9 +132,11 @@ class Function:
                                  + ", ".join(devices) + "); move them to one with .to(device)")
         try:
             out = ctx.forward(*arrays, **params)
-        except (ValueError, IndexError) as e:  # say which op and which shapes, not just NumPy's words
-            shapes = ", ".join(str(t.shape) for t in inputs)
-            raise type(e)(f"{cls.__name__} with input shapes {shapes}: {e}") from None
+        except (ValueError, IndexError) as e:  # say which op and which shapes, not just NumPy's
+            shapes = ", ".join(str(t.shape) for t in inputs)  # words; `from e` keeps the line of
+            raise type(e)(f"{cls.__name__} with input shapes {shapes}: {e}") from e  # forward
+        if type(out) is not np.ndarray:
+            out = _forward_result(cls, out)
         if _GradMode.anomaly:
             ctx.created_at = _creation_site()
             _check_finite(out, "the output", ctx)
@@ -137,6 +160,70 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
+def _forward_result(cls, out):
+    """Check what a (custom) ``forward`` returned: one NumPy or CuPy array."""
+    if isinstance(out, np.generic):
+        return np.asarray(out)
+    if hasattr(out, "__cuda_array_interface__") and not isinstance(out, Tensor):
+        return out
+    hint = " (return its .data)" if isinstance(out, Tensor) else ""
+    raise TypeError(f"{cls.__name__}.forward returned a {type(out).__name__}{hint}; forward "
+                    "must return one NumPy or CuPy array")
+
+
+def _as_array(data, dtype, device, copy):
+    """The array a new Tensor holds: NumPy/CuPy arrays keep their dtype; Python floats become
+    float32, ints int64; only real numbers and bools (complex, strings, objects are refused)."""
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fiub":
+            raise TypeError(f"a Tensor's dtype must be a real number type or bool, not {dtype}")
+    if isinstance(data, Tensor):
+        data = data.data
+    if hasattr(data, "__cuda_array_interface__"):  # CuPy's, or another library's GPU array
+        xp = get_xp(data)
+        data = xp.array(data, dtype=dtype, copy=True) if copy else xp.asarray(data)
+    elif isinstance(data, np.ndarray):
+        data = np.array(data, dtype=dtype, copy=True) if copy else data
+    else:
+        python_data = not isinstance(data, np.generic)
+        try:
+            data = np.asarray(data, dtype=dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"cannot make a Tensor from {type(data).__name__} {data!r:.60}: "
+                            f"{e}") from e
+        if dtype is None and python_data:  # Python numbers: float32 / int64 by default
+            if data.dtype.kind == "f":
+                data = data.astype(np.float32)
+            elif data.dtype.kind in "iu":
+                data = data.astype(np.int64)
+    if data.dtype.kind not in "fiub":
+        raise TypeError(f"cannot make a Tensor from an array of dtype {data.dtype}")
+    if dtype is not None and data.dtype != dtype:
+        data = data.astype(dtype)
+    return data if device is None else to_device(data, device)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new Tensor holding a copy of ``data`` (``torch.tensor``); the same rules as ``Tensor``."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+def from_numpy(array):
+    """A Tensor sharing memory with a NumPy array (``torch.from_numpy``): a change to one is
+    seen in the other, an optimizer step included."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor._wrap(_as_array(array, None, None, copy=False))
+
+
+def from_dlpack(obj):
+    """A Tensor sharing memory with any DLPack producer (a NumPy, CuPy or PyTorch tensor)."""
+    device_type = obj.__dlpack_device__()[0]
+    xp = np if device_type == 1 else get_xp("cuda")  # 1 is DLPack's kDLCPU
+    return Tensor._wrap(_as_array(xp.from_dlpack(obj), None, None, copy=False))
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -144,30 +231,14 @@ class Tensor:
 
     Conversion rules (also in the README): NumPy/CuPy arrays keep their dtype; Python floats and
     float lists become float32, Python ints int64, bools bool. ``device`` defaults to where the
-    data already lives ("cpu" for Python data).
+    data already lives ("cpu" for Python data). The data is always copied, as ``torch.tensor``
+    does, so the caller's array never changes behind their back; :func:`from_numpy` shares it.
     """
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_version", "name", "__weakref__")
     __array_ufunc__ = None  # make `np.float64(2) * t` call Tensor.__rmul__, not NumPy
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
-        if isinstance(data, Tensor):
-            data = data.data
-        if hasattr(data, "__cuda_array_interface__"):  # CuPy's, or another library's GPU array
-            data = get_xp(data).asarray(data)             # (no copy for a CuPy array)
-        elif not isinstance(data, np.ndarray):
-            python_data = not isinstance(data, np.generic)
-            data = np.asarray(data)
-            if dtype is None and python_data:  # Python numbers: float32 / int64 by default
-                if data.dtype.kind == "f":
-                    data = data.astype(np.float32)
-                elif data.dtype.kind in "iu":
-                    data = data.astype(np.int64)
-        if data.dtype.kind not in "fiub":
-            raise TypeError(f"cannot make a Tensor from an array of dtype {data.dtype}")
-        if dtype is not None:
-            data = data.astype(dtype, copy=False)
-        if device is not None:
-            data = to_device(data, device)
+        data = _as_array(data, dtype, device, copy=True)
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, not {data.dtype}")
         self.data, self.grad, self.requires_grad = data, None, bool(requires_grad)
@@ -187,10 +258,20 @@ class Tensor:
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
     dtype = property(lambda self: self.data.dtype)
-    size = property(lambda self: self.data.size)
     device = property(lambda self: "cpu" if isinstance(self.data, np.ndarray) else "cuda")
     is_leaf = property(lambda self: self._ctx is None)
     grad_fn = property(lambda self: self._ctx)
+
+    def size(self, dim=None):
+        """The shape (PyTorch's ``x.size()``), or the extent of one axis: ``x.size(0)``."""
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def numel(self):
+        """The number of elements."""
+        return self.data.size
+
+    def dim(self):
+        return self.data.ndim
 
     def __len__(self):
         return len(self.data)
@@ -213,13 +294,29 @@ class Tensor:
 
     def item(self):
         """The value of a one-element tensor as a Python number (copies from the GPU)."""
-        if self.size != 1:
+        if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.item()
 
     def numpy(self):
         """The data as a NumPy array (on the CPU, the array itself, not a copy)."""
         return to_device(self.data, "cpu")
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def __dlpack__(self, **kwargs):
+        """Export without a copy (``np.from_dlpack(t)``, ``torch.from_dlpack(t)``, CuPy)."""
+        if self.requires_grad:
+            raise RuntimeError("can't export a tensor that requires grad through DLPack; "
+                               "use t.detach()")
+        return self.data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
 
     def tolist(self):
         return self.numpy().tolist()
@@ -245,7 +342,7 @@ class Tensor:
         try:
             fn(self.data)
         except (ValueError, IndexError) as e:  # name the op, as Function.apply does
-            raise type(e)(f"{what} on a tensor of shape {self.shape}: {e}") from None
+            raise type(e)(f"{what} on a tensor of shape {self.shape}: {e}") from e
         self._version[0] += 1
         return self
 
@@ -304,7 +401,7 @@ class Tensor:
 
     def __bool__(self):
         # without this every Tensor is truthy, so `if a < b:` and `t in [u, v]` silently lie
-        if self.size != 1:
+        if self.data.size != 1:
             raise RuntimeError(f"the truth value of a tensor of shape {self.shape} is ambiguous; "
                                "use .any() / .all() on .numpy(), or compare one element")
         return bool(self.data)
@@ -312,7 +409,7 @@ class Tensor:
 
 def _root_gradient(y, g):
     if g is None:
-        if y.size != 1:
+        if y.data.size != 1:
             raise RuntimeError(f"backward(): gradient can be omitted only for a one-element output, "
                                f"this one has shape {y.shape}; pass gradient=")
         return Tensor._wrap(get_xp(y.data).ones_like(y.data))

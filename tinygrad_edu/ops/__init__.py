@@ -7,10 +7,10 @@ from ..tensor import Tensor
 from .broadcast import broadcast_to, sum_to
 from .elementwise import (abs, add, cast, clip, div, eq, exp, ge, gt, le, log, lt, maximum,
                           minimum, mul, ne, neg, pow, relu, sigmoid, sqrt, sub, tanh, where)
-from .linalg import matmul
-from .movement import (cat, flatten, getitem, pad, permute, reshape, squeeze, stack, to,
-                       transpose, unsqueeze)
-from .reduce import argmax, argmin, max, mean, min, sum, var
+from .linalg import dot, matmul
+from .movement import (cat, clone, contiguous, flatten, getitem, masked_fill, pad, permute,
+                       reshape, squeeze, stack, to, transpose, unsqueeze)
+from .reduce import ValuesIndices, amax, amin, argmax, argmin, max, mean, min, sum, var
 
 expand = broadcast_to
 concatenate = cat
@@ -30,7 +30,8 @@ _methods = dict(
     add=add, sub=sub, mul=mul, div=div, pow=pow, neg=neg, matmul=matmul,
     exp=exp, log=log, sqrt=sqrt, abs=abs, tanh=tanh, sigmoid=sigmoid, relu=relu,
     maximum=maximum, minimum=minimum, clip=clip, clamp=clip,
-    sum=sum, mean=mean, max=max, min=min, var=var, argmax=argmax, argmin=argmin,
+    sum=sum, mean=mean, max=max, min=min, amax=amax, amin=amin, var=var, argmax=argmax,
+    argmin=argmin, dot=dot, clone=clone, contiguous=contiguous, masked_fill=masked_fill,
     reshape=reshape, view=reshape, permute=permute, transpose=transpose, flatten=flatten,
     squeeze=squeeze, unsqueeze=unsqueeze, expand=broadcast_to, broadcast_to=broadcast_to,
     sum_to=sum_to, pad=pad, to=to, astype=cast,

@@ -33,6 +33,15 @@ def _pair(op, a, b):
 
 
 def _scalar(op, value, like):
+    if not isinstance(value, (bool, int, float, np.number, np.bool_, np.ndarray, list, tuple)) \
+            and not hasattr(value, "__cuda_array_interface__"):
+        raise TypeError(f"{op}: unsupported operand of type {type(value).__name__} with a "
+                        f"{like.dtype} tensor; expected a Tensor, a number or an array")
+    kind = "f" if isinstance(value, (bool, int, float)) else \
+        (value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype).kind
+    if kind not in "biuf":
+        raise TypeError(f"{op}: operand of dtype kind {kind!r} ({type(value).__name__}); "
+                        "expected real numbers or bools")
     if like.dtype.kind != "f" and isinstance(value, float):
         raise TypeError(f"{op}: a float operand with a {like.dtype} tensor; convert it with .float()")
     return Tensor._wrap(get_xp(like.data).asarray(value, dtype=like.dtype))
@@ -196,12 +205,15 @@ def pow(a, b): return Pow.apply(*_pair("pow", a, b))  # noqa: A001 (the PyTorch 
 def maximum(a, b): return Maximum.apply(*_pair("maximum", a, b))
 def minimum(a, b): return -maximum(-a, -b)
 def neg(x): return Neg.apply(x)
-def exp(x): return Exp.apply(x)
-def log(x): return Log.apply(x)
-def sqrt(x): return Sqrt.apply(x)
+def _float(x):
+    """Float ops on integer or bool tensors compute in float32, PyTorch's default float."""
+    return x if x.dtype.kind == "f" else cast(x, np.float32)
+def exp(x): return Exp.apply(_float(x))
+def log(x): return Log.apply(_float(x))
+def sqrt(x): return Sqrt.apply(_float(x))
 def abs(x): return Abs.apply(x)  # noqa: A001
-def tanh(x): return Tanh.apply(x)
-def sigmoid(x): return Sigmoid.apply(x)
+def tanh(x): return Tanh.apply(_float(x))
+def sigmoid(x): return Sigmoid.apply(_float(x))
 def relu(x): return Relu.apply(x)
 
 

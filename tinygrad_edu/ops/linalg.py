@@ -38,3 +38,13 @@ def matmul(a, b):
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
                          f"({a.shape[-1]} != {k_b})")
     return MatMul.apply(a, b)
+
+
+def dot(a, b):
+    """The inner product of two 1-D tensors of one length (``torch.dot``), a 0-d tensor."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError("dot: both operands must be Tensors")
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"dot: needs two 1-D tensors of one length, got shapes {a.shape} and "
+                         f"{b.shape}")
+    return matmul(a, b)

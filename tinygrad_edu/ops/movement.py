@@ -11,7 +11,7 @@ import numpy as np
 from ..backend import DEVICES, check_device, get_xp, to_device
 from ..tensor import Function, Tensor
 from .broadcast import broadcast_to  # noqa: F401 (re-exported as expand)
-from .elementwise import cast
+from .elementwise import cast, where
 
 
 def _shape_arg(shape):
@@ -230,3 +230,36 @@ def to(x, device=None, dtype=None):
     if device is not None and check_device(device) != x.device:
         x = ToDevice.apply(x, device=check_device(device))
     return x if dtype is None else cast(x, dtype)
+
+
+class Clone(Function):
+    """y = a copy of x (its own memory, C-contiguous);  gx = gy."""
+    def forward(ctx, x): return x.copy()
+    def backward(ctx, gy, y): return gy
+
+
+def clone(x):
+    return Clone.apply(x)
+
+
+def contiguous(x):
+    """x itself when its data is C-contiguous, else a contiguous copy (``clone``)."""
+    return x if x.data.flags.c_contiguous else Clone.apply(x)
+
+
+def masked_fill(x, mask, value):
+    """``value`` where the bool ``mask`` (broadcastable to x's shape) is True, x elsewhere."""
+    mask = mask if isinstance(mask, Tensor) else Tensor(mask, device=x.device)
+    if mask.dtype != np.bool_:
+        raise TypeError(f"masked_fill: mask must be bool, got {mask.dtype}")
+    try:
+        fits = np.broadcast_shapes(mask.shape, x.shape) == x.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to the "
+                         f"tensor's shape {x.shape}")
+    if isinstance(value, Tensor) and value.ndim:
+        raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, "
+                         f"got shape {value.shape}")
+    return where(mask, value, x)

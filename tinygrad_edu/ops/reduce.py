@@ -4,10 +4,12 @@ the end; both spellings ``axis=``/``dim=`` and ``keepdims=``/``keepdim=`` are ac
 """
 import builtins
 import operator
+from collections import namedtuple
 
 from ..backend import get_xp
 from ..tensor import Function, Tensor
 from .broadcast import broadcast_to
+from .elementwise import maximum, minimum
 
 
 def normalize_axes(op, axis, ndim):
@@ -95,19 +97,62 @@ def sum(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
     return Sum.apply(x, axes=normalize_axes("sum", axis, x.ndim), keepdims=keepdims)
 
 
-def _max(op, x, axis, keepdims, dim, keepdim):
+def _amax(op, x, axis, keepdims, dim, keepdim):
     axis, keepdims = resolve(op, axis, dim, keepdims, keepdim)
-    if x.size == 0:
-        raise ValueError(f"{op}: empty tensor of shape {x.shape}")
-    return Max.apply(x, axes=normalize_axes(op, axis, x.ndim), keepdims=keepdims)
+    axes = normalize_axes(op, axis, x.ndim)
+    if x.data.size == 0 and (not axes or _count(x.shape, axes) == 0):
+        raise ValueError(f"{op}: empty tensor of shape {x.shape}, reduced over an empty axis "
+                         "(which has no maximum; along a non-empty axis the result is empty)")
+    return Max.apply(x, axes=axes, keepdims=keepdims)
 
 
-def max(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
-    return _max("max", x, axis, keepdims, dim, keepdim)
+def amax(x, axis=None, keepdims=False, *, dim=None, keepdim=False):
+    """Maximum over ``axis`` (an int, a tuple or None: all); ties share the gradient equally."""
+    return _amax("amax", x, axis, keepdims, dim, keepdim)
 
 
-def min(x, axis=None, keepdims=False, *, dim=None, keepdim=False):  # noqa: A001
-    return -_max("min", -x, axis, keepdims, dim, keepdim)
+def amin(x, axis=None, keepdims=False, *, dim=None, keepdim=False):
+    return -_amax("amin", -x, axis, keepdims, dim, keepdim)
+
+
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
+
+
+def _max_along(op, x, dim, keepdim, arg):
+    """PyTorch's ``x.max(dim)``: (values, indices); the gradient goes to the index returned."""
+    dim = normalize_axes(op, dim, x.ndim)
+    if x.ndim == 0:
+        return ValuesIndices(x + 0, Tensor._wrap(get_xp(x.data).zeros((), "int64")))
+    idx = arg(x, dim[0], keepdims=True)
+    if x.shape[dim[0]] == 0:
+        raise ValueError(f"{op}: dim {dim[0]} of a tensor of shape {x.shape} is empty")
+    xp = get_xp(x.data)
+    grids = xp.ix_(*[xp.arange(n) for n in idx.shape])
+    index = tuple(idx.data if i == dim[0] else g for i, g in enumerate(grids))
+    values, indices = x[index], idx
+    if not keepdim:
+        values, indices = values.squeeze(dim[0]), indices.squeeze(dim[0])
+    return ValuesIndices(values, indices)
+
+
+def max(x, dim=None, keepdim=False, *, axis=None, keepdims=False):  # noqa: A001
+    """``x.max()``: the largest element (ties share the gradient equally). ``x.max(dim)``: the
+    named tuple (values, indices) along ``dim``, as in PyTorch; ``max(a, b)`` with a tensor
+    ``b`` is ``maximum(a, b)``. ``axis=`` (an int or tuple) gives the values only, as amax."""
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    if dim is None:
+        return _amax("max", x, axis, keepdims, None, False)
+    return _max_along("max", x, dim, keepdim or keepdims, argmax)
+
+
+def min(x, dim=None, keepdim=False, *, axis=None, keepdims=False):  # noqa: A001
+    """The smallest element, or (values, indices) along ``dim``; see :func:`max`."""
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    if dim is None:
+        return -_amax("min", -x, axis, keepdims, None, False)
+    return _max_along("min", x, dim, keepdim or keepdims, argmin)
 
 
 def mean(x, axis=None, keepdims=False, *, dim=None, keepdim=False):
