@@ -7,8 +7,9 @@
 """
 import numpy as np
 
-from .tensor import (Function, Tensor, detect_anomaly, enable_grad, from_dlpack, from_numpy, grad,
-                     inference_mode, is_grad_enabled, no_grad, set_grad_enabled, tensor)
+from .tensor import (Function, Tensor, enable_grad, from_dlpack, from_numpy, grad, inference_mode,
+                     is_grad_enabled, no_grad, set_grad_enabled, tensor)
+from .debug import detect_anomaly
 from . import ops  # binds the ops to Tensor methods and operators
 from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp, clip, clone,
                   concatenate, div, dot, exp, expand, flatten, log, masked_fill, matmul, max,

@@ -83,3 +83,36 @@ def to_device(array, device):
     if device == "cpu":
         return array.get()
     return _import_cupy().asarray(array)
+
+
+def as_array(data, dtype, device, copy):
+    """The array a new Tensor holds, on ``device`` (None: where it is): NumPy/CuPy arrays keep
+    their dtype, Python floats become float32 and ints int64 (``dtype`` overrides); only real
+    numbers and bools, so complex, string and object data raise TypeError. ``copy=False`` wraps
+    an array as it is when nothing has to change."""
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.kind not in "fiub":
+            raise TypeError(f"a Tensor's dtype must be a real number type or bool, not {dtype}")
+    if hasattr(data, "__cuda_array_interface__"):  # CuPy's, or another library's GPU array
+        xp = get_xp(data)
+        data = xp.array(data, dtype=dtype, copy=True) if copy else xp.asarray(data)
+    elif isinstance(data, np.ndarray):
+        data = np.array(data, dtype=dtype, copy=True) if copy else data
+    else:
+        python_data = not isinstance(data, np.generic)
+        try:
+            data = np.asarray(data, dtype=dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"cannot make a Tensor from {type(data).__name__} {data!r:.60}: "
+                            f"{e}") from e
+        if dtype is None and python_data:  # Python numbers: float32 / int64 by default
+            if data.dtype.kind == "f":
+                data = data.astype(np.float32)
+            elif data.dtype.kind in "iu":
+                data = data.astype(np.int64)
+    if data.dtype.kind not in "fiub":
+        raise TypeError(f"cannot make a Tensor from an array of dtype {data.dtype}")
+    if dtype is not None and data.dtype != dtype:
+        data = data.astype(dtype)
+    return data if device is None else to_device(data, device)

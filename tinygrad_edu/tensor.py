@@ -10,14 +10,18 @@ Reading guide
   backward pass is built from ordinary ops, recording it (``create_graph=True``) gives second
   derivatives for free.
 * :func:`_backprop` sorts the graph topologically (without recursion), then walks it from the
-  output back to the leaves, keeping pending gradients in a dict and adding them up out of place.
+  output back to the leaves, keeping pending gradients in a dict (keyed by ``id`` of the tensor)
+  and adding them up out of place. Leaves' gradients are written to ``.grad`` only at the end,
+  so a backward that fails half way changes no ``.grad``.
+* Debugging (anomaly mode, the backward trace) lives in ``debug.py``; the engine only calls the
+  hooks it installs (``_GradMode.hooks``), in ``Function.apply`` and after each node's backward.
 """
 import contextlib
 import threading
 
 import numpy as np
 
-from .backend import check_device, get_xp, to_device
+from .backend import as_array, get_xp, to_device
 
 
 class _Modes(threading.local):
@@ -25,10 +29,10 @@ class _Modes(threading.local):
     train two models, or one evaluate under no_grad while the other trains."""
 
     def __init__(self):
-        self.enabled = True   # record ops on the tape
-        self.anomaly = False  # check every output and gradient for NaN/inf (see detect_anomaly)
-        self.trace = False    # print every step of backpropagation (backward(trace=True))
-        self.saved = []       # previous values, pushed by each __enter__ of a _SetMode
+        self.enabled = True  # record ops on the tape
+        self.hooks = ()      # debugging hooks: objects with forward(ctx, y) and
+        #                      backward(ctx, y, gy, gxs) methods (see debug.py)
+        self.saved = []      # previous values, pushed by each __enter__ of a _SetMode
 
 
 _GradMode = _Modes()
@@ -40,9 +44,13 @@ class _SetMode(contextlib.ContextDecorator):
     re-entered (a decorated recursive function)."""
     mode, value = "enabled", False
 
+    def _new(self, old):
+        return self.value
+
     def __enter__(self):
-        _GradMode.saved.append(getattr(_GradMode, self.mode))
-        setattr(_GradMode, self.mode, self.value)
+        old = getattr(_GradMode, self.mode)
+        _GradMode.saved.append(old)
+        setattr(_GradMode, self.mode, self._new(old))
 
     def __exit__(self, *exc):
         setattr(_GradMode, self.mode, _GradMode.saved.pop())
@@ -72,32 +80,18 @@ def is_grad_enabled():
     return _GradMode.enabled
 
 
-class detect_anomaly(_SetMode):
-    """Anomaly mode: every op's output and every gradient is checked for NaN/inf, and an error
-    names the op and the line of *your* code that created it. Slow; for debugging."""
-    mode, value = "anomaly", True
+class add_hook(_SetMode):
+    """Install a debugging hook (see debug.py) for the block."""
+    mode = "hooks"
+
+    def __init__(self, hook):
+        self.hook = hook
+
+    def _new(self, old):
+        return old if self.hook in old else old + (self.hook,)
 
 
-def _creation_site():
-    """The innermost stack frame outside this package: where the user called the op."""
-    import os
-    import traceback
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    for frame in reversed(traceback.extract_stack()[:-2]):
-        if not os.path.abspath(frame.filename).startswith(package):
-            return f'{frame.filename}:{frame.lineno}, in {frame.name}: "{frame.line}"'
-    return "(inside tinygrad_edu)"
-
-
-def _check_finite(array, what, ctx):
-    xp = get_xp(array)
-    if array.dtype.kind == "f" and not bool(xp.isfinite(array).all()):
-        bad = "NaN" if bool(xp.isnan(array).any()) else "inf"
-        where = getattr(ctx, "created_at", None)
-        where = (f"the op was created at {where}" if where else "where the op was created is "
-                 "unknown: run the forward pass under detect_anomaly() too")
-        raise FloatingPointError(f"anomaly: {what} of {type(ctx).__name__} contains {bad}; "
-                                 + where)
+NAMED_HOOKS = {"trace": None}  # the hook backward(trace=True) installs, set by debug.py
 
 
 class Function:
@@ -109,9 +103,10 @@ class Function:
       ``y`` the op's output, ``ctx.inputs`` the input Tensors. Use Tensor ops here, so that the
       backward pass is itself differentiable.
 
-    Call it with ``MyOp.apply(*tensors, **params)``. An instance is a node of the tape.
+    Call it with ``MyOp.apply(*tensors, **params)``. An instance is a node of the tape (and,
+    under no_grad too, the place where forward keeps its notes).
     """
-    __slots__ = ("inputs", "versions", "__dict__")
+    __slots__ = ("inputs", "versions")  # subclasses add a __dict__ for what forward saves
     is_view = False        # True when forward may return a view of its first input's array
     differentiable = True  # False for ops with an array-level backward (no second derivative)
 
@@ -137,9 +132,6 @@ class Function:
             raise type(e)(f"{cls.__name__} with input shapes {shapes}: {e}") from e  # forward
         if type(out) is not np.ndarray:
             out = _forward_result(cls, out)
-        if _GradMode.anomaly:
-            ctx.created_at = _creation_site()
-            _check_finite(out, "the output", ctx)
         y = Tensor._wrap(out)
         # (list comprehensions rather than generators here: on a few inputs they are twice as fast)
         if _GradMode.enabled and any([t.requires_grad for t in inputs]):
@@ -149,6 +141,8 @@ class Function:
             y._ctx = ctx
         if cls.is_view:  # a view shares its base's memory, so it shares its version counter too
             y._version = inputs[0]._version
+        for hook in _GradMode.hooks:
+            hook.forward(ctx, y)
         return y
 
     def free(ctx):
@@ -171,39 +165,6 @@ def _forward_result(cls, out):
                     "must return one NumPy or CuPy array")
 
 
-def _as_array(data, dtype, device, copy):
-    """The array a new Tensor holds: NumPy/CuPy arrays keep their dtype; Python floats become
-    float32, ints int64; only real numbers and bools (complex, strings, objects are refused)."""
-    if dtype is not None:
-        dtype = np.dtype(dtype)
-        if dtype.kind not in "fiub":
-            raise TypeError(f"a Tensor's dtype must be a real number type or bool, not {dtype}")
-    if isinstance(data, Tensor):
-        data = data.data
-    if hasattr(data, "__cuda_array_interface__"):  # CuPy's, or another library's GPU array
-        xp = get_xp(data)
-        data = xp.array(data, dtype=dtype, copy=True) if copy else xp.asarray(data)
-    elif isinstance(data, np.ndarray):
-        data = np.array(data, dtype=dtype, copy=True) if copy else data
-    else:
-        python_data = not isinstance(data, np.generic)
-        try:
-            data = np.asarray(data, dtype=dtype)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"cannot make a Tensor from {type(data).__name__} {data!r:.60}: "
-                            f"{e}") from e
-        if dtype is None and python_data:  # Python numbers: float32 / int64 by default
-            if data.dtype.kind == "f":
-                data = data.astype(np.float32)
-            elif data.dtype.kind in "iu":
-                data = data.astype(np.int64)
-    if data.dtype.kind not in "fiub":
-        raise TypeError(f"cannot make a Tensor from an array of dtype {data.dtype}")
-    if dtype is not None and data.dtype != dtype:
-        data = data.astype(dtype)
-    return data if device is None else to_device(data, device)
-
-
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new Tensor holding a copy of ``data`` (``torch.tensor``); the same rules as ``Tensor``."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
@@ -214,14 +175,14 @@ def from_numpy(array):
     seen in the other, an optimizer step included."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
-    return Tensor._wrap(_as_array(array, None, None, copy=False))
+    return Tensor._wrap(as_array(array, None, None, copy=False))
 
 
 def from_dlpack(obj):
     """A Tensor sharing memory with any DLPack producer (a NumPy, CuPy or PyTorch tensor)."""
     device_type = obj.__dlpack_device__()[0]
     xp = np if device_type == 1 else get_xp("cuda")  # 1 is DLPack's kDLCPU
-    return Tensor._wrap(_as_array(xp.from_dlpack(obj), None, None, copy=False))
+    return Tensor._wrap(as_array(xp.from_dlpack(obj), None, None, copy=False))
 
 
 class Tensor:
@@ -238,20 +199,20 @@ class Tensor:
     __array_ufunc__ = None  # make `np.float64(2) * t` call Tensor.__rmul__, not NumPy
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None, name=None):
-        data = _as_array(data, dtype, device, copy=True)
+        data = as_array(data.data if isinstance(data, Tensor) else data, dtype, device, copy=True)
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, not {data.dtype}")
         self.data, self.grad, self.requires_grad = data, None, bool(requires_grad)
         self._ctx, self._version, self.name = None, [0], name
 
     @staticmethod
-    def _wrap(array, requires_grad=False):
+    def _wrap(array):
         """Fast path for ops: wrap an array that is already right (no checks, no copy)."""
         if isinstance(array, np.generic):  # NumPy ufuncs turn 0-d arrays into scalars
             array = np.asarray(array)
         t = Tensor.__new__(Tensor)
         t.data, t.grad, t.requires_grad, t._ctx, t._version, t.name = \
-            array, None, requires_grad, None, [0], None
+            array, None, False, None, [0], None
         return t
 
     # ---- properties -----------------------------------------------------------------------
@@ -387,17 +348,15 @@ class Tensor:
 
         ``gradient`` is dL/d(self); it may be omitted only for a one-element tensor.
         The graph is freed afterwards unless ``retain_graph=True``. ``trace=True`` prints each
-        step: the node, the gradient it receives and what it sends to each input.
+        step: the node, the gradient it receives and what it sends to each input. If backward
+        fails, no ``.grad`` changes.
         """
         if not self.requires_grad:
             raise RuntimeError("backward(): this tensor does not require grad and has no grad_fn")
-        previous, _GradMode.trace = _GradMode.trace, trace or _GradMode.trace
-        try:
-            _backprop([self], [gradient], retain_graph, create_graph, capture=None)
-        finally:
-            _GradMode.trace = previous
-
-    __hash__ = object.__hash__  # comparison ops are elementwise, identity stays the hash
+        g = _root_gradient(self, gradient)
+        with add_hook(NAMED_HOOKS["trace"]) if trace else contextlib.nullcontext():
+            found = _backprop([self], [g], retain_graph, create_graph, targets=None)
+        _commit_leaf_grads(found, taken={id(g)}, create_graph=create_graph)
 
     def __bool__(self):
         # without this every Tensor is truthy, so `if a < b:` and `t in [u, v]` silently lie
@@ -420,119 +379,144 @@ def _root_gradient(y, g):
     return g
 
 
-def _toposort(roots):
-    """Tensors that require grad, each after all its inputs (iterative DFS, no recursion limit)."""
+def graph_order(roots, grad_only=True):
+    """The tensors reachable from ``roots`` through the tape, each once, every one after all
+    its inputs (an explicit stack, so no recursion limit). ``grad_only``: only those that
+    require grad, which is what backward visits; viz draws them all."""
     order, seen = [], set()
-    stack = [(t, False) for t in roots]
+    stack = [(t, False) for t in reversed(roots)]
     while stack:
         t, inputs_done = stack.pop()
         if inputs_done:
             order.append(t)
             continue
-        if id(t) in seen or not t.requires_grad:
+        if id(t) in seen or (grad_only and not t.requires_grad):
             continue
         seen.add(id(t))
         stack.append((t, True))
         ctx = t._ctx
         if ctx is not None and ctx.inputs is not None:
-            stack += [(x, False) for x in ctx.inputs]  # seen ones are skipped when popped
+            stack += [(x, False) for x in reversed(ctx.inputs)]  # seen ones skipped when popped
     return order
 
 
-def _backprop(roots, root_grads, retain_graph, create_graph, capture):
-    """The backward engine, shared by ``Tensor.backward`` and :func:`grad`.
+def _between(order, targets):
+    """For grad(): the ids of the tensors of ``order`` on a path to one of ``targets``, and of
+    those whose backward must run (an input on such a path); the rest of the graph is not
+    walked. Inputs come first in ``order``, so one pass decides."""
+    on_path, run = set(), set()
+    for t in order:
+        ctx = t._ctx
+        if ctx is not None and (ctx.inputs is None  # freed: backward must say so
+                                or any([id(x) in on_path for x in ctx.inputs])):
+            run.add(id(t))
+        if id(t) in targets or id(t) in run:
+            on_path.add(id(t))
+    return on_path, run
 
-    With ``capture=None`` gradients of leaves are accumulated into ``.grad``; otherwise
-    ``capture`` is a dict {id(tensor): None} that receives the total gradient of those tensors.
+
+def _check_node(ctx, create_graph):
+    """Can backward go through this node? Freed, once-differentiable, inputs changed in place."""
+    name = type(ctx).__name__
+    if ctx.inputs is None:
+        why = getattr(ctx, "failed_with", None)
+        if why:
+            raise RuntimeError(f"backward through {name}: the graph is unusable because an "
+                               f"earlier backward through it failed ({why}) after freeing part "
+                               "of it; run the forward pass again")
+        raise RuntimeError(f"backward through {name} a second time: its saved tensors were "
+                           "freed by the first backward; pass retain_graph=True to the first call")
+    if create_graph and not ctx.differentiable:
+        raise RuntimeError(f"{name} is once-differentiable: its backward is not recorded, so "
+                           "create_graph=True cannot go through it")
+    for i, (x, v) in enumerate(zip(ctx.inputs, ctx.versions)):
+        if x._version[0] != v:
+            raise RuntimeError(f"input {i} (shape {x.shape}) of {name} was modified in place "
+                               f"after the forward pass (version {v} -> {x._version[0]}), so its "
+                               "gradient would be wrong")
+
+
+def _call_backward(ctx, gy, y):
+    """``ctx.backward`` as a tuple. Debugging hooks are off inside it (the ops a backward runs
+    are the engine's, not yours) and then see the gradients it returned."""
+    hooks = _GradMode.hooks
+    _GradMode.hooks = ()
+    try:
+        gxs = ctx.backward(gy, y)
+    finally:
+        _GradMode.hooks = hooks
+    gxs = gxs if isinstance(gxs, tuple) else (gxs,)
+    for hook in hooks:
+        hook.backward(ctx, y, gy, gxs)
+    return gxs
+
+
+def _check_gradient(ctx, i, x, gx):
+    if gx.shape != x.shape or gx.dtype != x.dtype:
+        raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {gx.shape} "
+                           f"and dtype {gx.dtype} for input {i} of shape {x.shape}, dtype {x.dtype}")
+
+
+def _backprop(roots, root_grads, retain_graph, create_graph, targets):
+    """The backward engine, shared by ``Tensor.backward`` and :func:`grad`. Returns the list of
+    (tensor, total gradient) for the leaves (``targets=None``) or for ``targets`` (a set of ids).
     """
-    if retain_graph is None:
-        retain_graph = create_graph
-    grads = {}
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    pending = {}  # id(tensor) -> the sum of the gradients it has received so far
     for y, g in zip(roots, root_grads):
-        g = _root_gradient(y, g)
-        grads[id(y)] = grads[id(y)] + g if id(y) in grads else g
-    order = _toposort(roots)
-    unreached = []  # nodes no gradient reached: freed at the end
-    handed_out = {id(g) for g in grads.values()}
-    with enable_grad() if create_graph else no_grad():
-        while order:
-            # popping (not iterating) drops the list's reference, so when the graph is freed
-            # each activation is released as soon as backward has passed it, as in PyTorch
-            t = order.pop()
-            g = grads.pop(id(t), None)
-            if g is None:
-                unreached.append(t)
-                continue
-            if capture is not None and id(t) in capture:
-                capture[id(t)] = g
-            ctx = t._ctx
-            if ctx is None:  # a leaf
-                if capture is None:
-                    if t.grad is None:  # each leaf gets a gradient of its own, memory too:
-                        # copy one handed out already, or a view (of a broadcast, of the caller's
-                        # gradient, ...); under create_graph the copy stays on the tape
-                        if id(g) in handed_out or g.data.base is not None:
-                            g = g + 0 if create_graph else Tensor._wrap(g.data.copy())
-                        t.grad = g
-                        handed_out.add(id(t.grad))
-                    else:
-                        t.grad = t.grad + g
-                continue
-            if ctx.inputs is None:
-                raise RuntimeError(
-                    f"backward through {type(ctx).__name__} a second time: its saved tensors were "
-                    "freed by the first backward; pass retain_graph=True to the first call")
-            if create_graph and not ctx.differentiable:
-                raise RuntimeError(f"{type(ctx).__name__} is once-differentiable: its backward is "
-                                   "not recorded, so create_graph=True cannot go through it")
-            for i, (x, v) in enumerate(zip(ctx.inputs, ctx.versions)):
-                if x._version[0] != v:
-                    raise RuntimeError(
-                        f"input {i} (shape {x.shape}) of {type(ctx).__name__} was modified in "
-                        f"place after the forward pass (version {v} -> {x._version[0]}), so its "
-                        "gradient would be wrong")
-            gxs = _unchecked_backward(ctx, g, t) if _GradMode.anomaly else ctx.backward(g, t)
-            if not isinstance(gxs, tuple):
-                gxs = (gxs,)
-            if _GradMode.trace or _GradMode.anomaly:
-                _inspect_step(ctx, t, g, gxs)
-            for i, (x, gx) in enumerate(zip(ctx.inputs, gxs)):
-                if gx is None or not x.requires_grad:
+        pending[id(y)] = pending[id(y)] + g if id(y) in pending else g
+    order = graph_order(roots)
+    on_path, run = (None, None) if targets is None else _between(order, targets)
+    found, unreached, freed = [], [], []
+    try:
+        with enable_grad() if create_graph else no_grad():
+            while order:
+                t = order.pop()  # popping drops the list's reference: activations are released
+                g = pending.pop(id(t), None)  # as soon as backward has passed them, as in PyTorch
+                if g is None:
+                    unreached.append(t)
                     continue
-                if gx.shape != x.shape or gx.dtype != x.dtype:
-                    raise RuntimeError(
-                        f"{type(ctx).__name__}.backward returned a gradient of shape {gx.shape} "
-                        f"and dtype {gx.dtype} for input {i} of shape {x.shape}, dtype {x.dtype}")
-                k = id(x)
-                grads[k] = grads[k] + gx if k in grads else gx
-            if not retain_graph:
-                ctx.free()
-    if not retain_graph:  # also free nodes that no gradient reached
+                if (t._ctx is None) if targets is None else (id(t) in targets):
+                    found.append((t, g))
+                ctx = t._ctx
+                if ctx is None or (run is not None and id(t) not in run):
+                    continue
+                _check_node(ctx, create_graph)
+                for i, (x, gx) in enumerate(zip(ctx.inputs, _call_backward(ctx, g, t))):
+                    if gx is None or not x.requires_grad or (run is not None
+                                                             and id(x) not in on_path):
+                        continue
+                    _check_gradient(ctx, i, x, gx)
+                    pending[id(x)] = pending[id(x)] + gx if id(x) in pending else gx
+                if not retain_graph:
+                    ctx.free()
+                    freed.append(ctx)
+    except BaseException as e:
+        for ctx in freed:  # so that a retry says why the graph is gone
+            ctx.failed_with = f"{type(e).__name__}: {e}"
+        raise
+    if not retain_graph:  # also free the nodes that no gradient reached
         for t in unreached:
             if t._ctx is not None and t._ctx.inputs is not None:
                 t._ctx.free()
+    return found
 
 
-def _unchecked_backward(ctx, gy, y):
-    """``ctx.backward`` with anomaly mode's per-op checks off: the gradients it returns are
-    checked instead (``_inspect_step``), so an error names this node and where it was created,
-    not a Div inside its backward and the line that called backward()."""
-    _GradMode.anomaly = False
-    try:
-        return ctx.backward(gy, y)
-    finally:
-        _GradMode.anomaly = True
-
-
-def _inspect_step(ctx, y, gy, gxs):
-    """Backward trace and anomaly checks for one node."""
-    if _GradMode.anomaly:
-        for i, gx in enumerate(gxs):
-            if gx is not None:
-                _check_finite(gx.data, f"the gradient for input {i}", ctx)
-    if _GradMode.trace:
-        from .viz import trace_line
-        print(trace_line(ctx, y, gy, gxs))
+def _commit_leaf_grads(found, taken, create_graph):
+    """Add each leaf's gradient to its ``.grad``, out of place. The leaf rule: a leaf's first
+    ``.grad`` is a Tensor of its own. A gradient is kept as it is only when it is provably
+    fresh: it owns its memory (not a view of a broadcast, a reshape, ...) and no other leaf,
+    nor the caller (``taken``: ids of the gradients passed in), holds the same object (Add
+    hands one gradient to both inputs). Otherwise it is copied (under create_graph, by an op,
+    so the copy stays on the tape)."""
+    for t, g in found:
+        if t.grad is not None:
+            t.grad = t.grad + g
+            continue
+        if id(g) in taken or g.data.base is not None:
+            g = g + 0 if create_graph else Tensor._wrap(g.data.copy())
+        taken.add(id(g))
+        t.grad = g
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
@@ -540,7 +524,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     """Gradients of ``outputs`` with respect to ``inputs``, as a tuple; ``.grad`` is untouched.
 
     Theano's ``T.grad`` and PyTorch's ``torch.autograd.grad``. With ``create_graph=True`` the
-    returned gradients are themselves on the tape, so they can be differentiated again.
+    returned gradients are themselves on the tape, so they can be differentiated again. Only
+    the part of the graph between ``outputs`` and ``inputs`` is walked.
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
@@ -555,9 +540,10 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if not y.requires_grad:
             raise RuntimeError(f"grad(): output of shape {y.shape} does not depend on any "
                                "tensor that requires grad")
-    capture = {id(x): None for x in inputs}
-    _backprop(outputs, grad_outputs, retain_graph, create_graph, capture)
-    result = tuple(capture[id(x)] for x in inputs)
+    root_grads = [_root_gradient(y, g) for y, g in zip(outputs, grad_outputs)]
+    found = _backprop(outputs, root_grads, retain_graph, create_graph, {id(x) for x in inputs})
+    found = {id(t): g for t, g in found}
+    result = tuple(found.get(id(x)) for x in inputs)
     if not allow_unused and any(g is None for g in result):
         i = next(i for i, g in enumerate(result) if g is None)
         raise ValueError(f"grad(): input {i} (shape {inputs[i].shape}) was not used to compute "

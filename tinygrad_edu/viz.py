@@ -9,10 +9,9 @@
         loss.backward()
 
 Everything here only *reads* the tape: the output's ``_ctx``, its ``inputs``, their ``_ctx``...
-All walks are iterative (no recursion limit) and visit a shared subexpression once. Anomaly
-detection (``tg.detect_anomaly()``) lives in ``tensor.py``, because it checks values as ops run.
+All walks are iterative (no recursion limit) and visit a shared subexpression once. The backward
+trace and anomaly detection (``tg.detect_anomaly()``) live in ``debug.py``, as hooks of the engine.
 """
-import contextlib
 import os
 import re
 import shutil
@@ -21,32 +20,15 @@ import subprocess
 import numpy as np
 
 from .backend import to_device
-from .tensor import _GradMode
+from .debug import _norm, trace_backward, trace_line  # noqa: F401 (part of tg.viz)
+from .tensor import graph_order
 
 __all__ = ["pp", "to_dot", "draw", "trace_backward", "trace_line"]
 
 
 def _nodes(root):
     """Every tensor reachable from ``root`` through the tape, each once, inputs before outputs."""
-    order, seen, stack = [], set(), [(root, False)]
-    while stack:
-        t, done = stack.pop()
-        if done:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        ctx = t._ctx
-        if ctx is not None and ctx.inputs is not None:
-            stack.extend((x, False) for x in reversed(ctx.inputs) if id(x) not in seen)
-    return order
-
-
-def _norm(t):
-    """The Euclidean norm of a tensor, computed in float64 on the CPU."""
-    return float(np.sqrt((to_device(t.data, "cpu").astype(np.float64) ** 2).sum()))
+    return graph_order([root], grad_only=False)
 
 
 def _leaf_name(t):
@@ -275,44 +257,3 @@ def draw(tensor, path, show_grad=False):
         raise RuntimeError(f"Graphviz `dot -T{fmt}` failed (exit code {done.returncode}): "
                            + done.stderr.decode(errors="replace").strip())
     return path
-
-
-# ---- backward trace ---------------------------------------------------------------------------
-@contextlib.contextmanager
-def trace_backward():
-    """Every backward pass inside the block (``backward()``, ``tg.grad``) prints its trace, as
-    ``backward(trace=True)`` does."""
-    previous, _GradMode.trace = _GradMode.trace, True
-    try:
-        yield
-    finally:
-        _GradMode.trace = previous
-
-
-def _who(x):
-    """How the trace names a tensor: its name, the op that made it, or what kind of leaf."""
-    if x.name:
-        return x.name
-    if x._ctx is not None:
-        return type(x._ctx).__name__
-    return "leaf" if x.requires_grad else "const"
-
-
-def trace_line(ctx, y, gy, gxs):
-    """One line of the backward trace, printed when a node's backward has run:
-
-        Mul            grad in (2,)         |g|=1.414      -> 0:x (2,) |g|=2.828, 1:const -
-
-    the node (and the name of its output, if any), the shape and norm of the gradient it
-    received, then for each input ``position:who`` and the shape and norm of the gradient sent
-    to it, or ``-`` when nothing is sent (the input requires no grad).
-    """
-    node = type(ctx).__name__ + (f"({y.name})" if y.name else "")
-    sent = []
-    for i, (x, gx) in enumerate(zip(ctx.inputs, gxs)):
-        if gx is None or not x.requires_grad:
-            sent.append(f"{i}:{_who(x)} -")
-        else:
-            sent.append(f"{i}:{_who(x)} {tuple(gx.shape)} |g|={_norm(gx):.4g}")
-    return (f"{node:<14} grad in {str(tuple(gy.shape)):<12} |g|={_norm(gy):<10.4g}"
-            f" -> " + ", ".join(sent))

@@ -177,12 +177,13 @@ def test_managers_nest_and_one_instance_re_enters():
 
 
 def test_anomaly_mode_is_off_after_the_managers():
+    from tinygrad_edu.debug import ANOMALY
     from tinygrad_edu.tensor import _GradMode
     with tg.detect_anomaly():
         with tg.detect_anomaly():
             pass
-        assert _GradMode.anomaly
-    assert not _GradMode.anomaly
+        assert _GradMode.hooks == (ANOMALY,)
+    assert _GradMode.hooks == ()
 
 
 # ---- errors keep the user's line -------------------------------------------------------------
