@@ -23,7 +23,7 @@ def build():
 
 
 def main(argv=None):
-    args = parse_args(__doc__.splitlines()[0], argv, epochs=10, lr=0.01)
+    args = parse_args(__doc__, argv, epochs=10, lr=0.01)
     tg.manual_seed(args.seed)
     model = build()
     opt = optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True)

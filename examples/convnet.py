@@ -25,7 +25,7 @@ def build():
 
 
 def main(argv=None):
-    args = parse_args(__doc__.splitlines()[0], argv, epochs=15, lr=1e-3)
+    args = parse_args(__doc__, argv, epochs=15, lr=1e-3)
     tg.manual_seed(args.seed)
     model = build()
     return run(model, optimizer(model, args.lr), args, flatten=False)

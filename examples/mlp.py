@@ -17,7 +17,7 @@ def build():
 
 
 def main(argv=None):
-    args = parse_args(__doc__.splitlines()[0], argv, epochs=50, lr=0.05)
+    args = parse_args(__doc__, argv, epochs=50, lr=0.05)
     tg.manual_seed(args.seed)
     model = build()
     return run(model, optim.SGD(model.parameters(), lr=args.lr), args)

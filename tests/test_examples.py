@@ -10,6 +10,7 @@ sys.path.insert(0, EXAMPLES)
 
 import batchnorm  # noqa: E402
 import convnet  # noqa: E402
+import demo  # noqa: E402
 import early_stopping  # noqa: E402
 import linear_regression  # noqa: E402
 import logistic_regression  # noqa: E402
@@ -29,6 +30,12 @@ def test_example_trains_and_the_loss_falls(example, capsys):
     assert 0.0 <= test_acc <= 1.0
     out = capsys.readouterr().out
     assert "valid acc" in out and "test accuracy" in out  # the classic table and the result
+
+
+def test_demo_fits_the_sine(capsys):
+    final = demo.main(["--steps", "200"])
+    first = float(capsys.readouterr().out.splitlines()[0].split()[-1])   # "step    0  loss ..."
+    assert final < 0.05 < first
 
 
 def test_linear_regression_finds_w_close_to_2(capsys):

@@ -1,0 +1,99 @@
+"""The examples' command lines, run as a user runs them (``python examples/X.py ...``, in a
+subprocess): ``--help`` explains every option with its default and states the recipe and the
+figure, and a bad combination of options stops before any data is loaded."""
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+ALL = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.stem.startswith("_"))
+MNIST = ["batchnorm", "convnet", "early_stopping", "logistic_regression", "mlp", "modern_net"]
+
+
+def run(example, *args, cwd=None):
+    return subprocess.run([sys.executable, str(EXAMPLES / f"{example}.py"), *args],
+                          capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def split_help(help_text):
+    """(usage and description, the options section); Python 3.10 says "optional arguments:"."""
+    return re.split(r"^(?:options|optional arguments):\n", help_text, flags=re.M)
+
+
+def options(help_text):
+    """{option: its help text} from argparse's options section: an entry is a line starting
+    with "  -" plus the more deeply indented lines after it."""
+    section = split_help(help_text)[1]
+    entries, current = {}, None
+    for line in section.splitlines():
+        if line.startswith("  -"):
+            flags, help_ = (re.split(r"\s{2,}", line.strip(), maxsplit=1) + [""])[:2]
+            current = flags.split(", ")[-1].split()[0]             # "-h, --help" -> "--help"
+            entries[current] = help_
+        elif line.startswith("   ") and current:
+            entries[current] = (entries[current] + " " + line.strip()).strip()
+        else:
+            current = None
+    return entries
+
+
+def test_options_parses_argparse_help():
+    text = ("usage: x\n\noptions:\n  -h, --help            show this help message and exit\n"
+            "  --batch-size BATCH_SIZE\n                        images per batch (default: 128)\n"
+            "  --lr LR               learning\n                        rate (default: 0.1)\n"
+            "  --bare\n")
+    assert options(text) == {"--help": "show this help message and exit",
+                             "--batch-size": "images per batch (default: 128)",
+                             "--lr": "learning rate (default: 0.1)", "--bare": ""}
+
+
+@pytest.mark.parametrize("example", ALL)
+def test_help_explains_every_option_with_its_default(example):
+    result = run(example, "--help")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("usage: ") and not re.search(r"step +\d+ +loss|epoch +\d", out)
+    opts = options(out)
+    assert len(opts) >= 2
+    for flag, help_ in opts.items():
+        if flag != "--help":
+            assert help_, f"{example}.py: {flag} has no help text"
+            assert "(default: " in help_, f"{example}.py: {flag}'s help shows no default: {help_}"
+    # the whole docstring is the description: the recipe, the figure, the command line
+    doc = (EXAMPLES / f"{example}.py").read_text().split('"""')[1]
+    for line in doc.strip().splitlines():
+        assert line.strip() in out, f"{example}.py: --help lacks the docstring's {line!r}"
+    assert f"python examples/{example}.py" in out
+
+
+@pytest.mark.parametrize("example", MNIST)
+def test_mnist_help_states_the_published_figure_and_the_limit(example):
+    out = run(example, "--help").stdout
+    description = split_help(out)[0]
+    assert re.search(r"\d\d\.\d%", description), f"{example}.py states no published accuracy"
+    limit = options(out)["--limit"]
+    assert "validation" in limit and "test" in limit and "training" in limit
+
+
+@pytest.mark.parametrize("example", MNIST)
+def test_resume_without_checkpoint_is_a_usage_error(example, tmp_path):
+    result = run(example, "--resume", cwd=tmp_path)
+    assert result.returncode == 2
+    assert re.search(r"error: --resume needs --checkpoint PATH", result.stderr), result.stderr
+    assert result.stdout == ""                 # no training started, no table printed
+    assert list(tmp_path.iterdir()) == []      # and no file written
+
+
+def test_early_stopping_patience_is_a_real_option():
+    result = run("early_stopping", "--patience", "x")
+    assert result.returncode == 2
+    assert "argument --patience: invalid int value: 'x'" in result.stderr
+
+
+def test_demo_help_does_not_run_the_demo():
+    result = run("demo", "--help")
+    assert result.returncode == 0 and result.stdout.startswith("usage: demo.py")
+    assert "step    0  loss" not in result.stdout
