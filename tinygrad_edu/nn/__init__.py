@@ -2,7 +2,9 @@
 
 * :mod:`.module`: ``Module`` (finds parameters by walking attributes) and ``Parameter``;
 * :mod:`.layers`: Linear, Conv2d, pooling, Dropout, BatchNorm, activations, Sequential;
-* :mod:`.functional` (also ``nn.F``): the stateless functions the layers call;
+* :mod:`.loss`: the loss modules CrossEntropyLoss, NLLLoss, MSELoss, L1Loss, BCELoss and
+  BCEWithLogitsLoss (each with ``reduction`` "mean", "sum" or "none");
+* :mod:`.functional` (also ``nn.F``): the stateless functions the layers and losses call;
 * :mod:`.init`: initializers (Lasagne's formulas, PyTorch's names);
 * :mod:`.utils`: gradient clipping and weight penalties.
 """
@@ -11,7 +13,9 @@ from . import functional as F
 from .module import Module, Parameter
 from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
                      LogSoftmax, MaxPool2d, ReLU, Sequential, Sigmoid, Softmax, Tanh)
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout",
            "BatchNorm1d", "BatchNorm2d", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-           "Flatten", "Sequential", "functional", "F", "init", "utils"]
+           "Flatten", "Sequential", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss",
+           "BCELoss", "BCEWithLogitsLoss", "functional", "F", "init", "utils"]

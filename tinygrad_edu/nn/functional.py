@@ -3,21 +3,57 @@
 Most are a few Tensor ops, so their gradients come for free; the kernel-backed ones (im2col,
 max-pool, fused softmax cross-entropy) live in ``ops/nn_ops.py``. Every function checks its
 inputs first and names the function and the shapes in its error messages.
+
+Arguments, one rule for every function here:
+
+* A tensor argument takes a Tensor or anything ``tg.tensor`` accepts (a NumPy or CuPy array, a
+  nested list, a Python number). Such data is converted with ``Tensor(data, device=d)``, ``d``
+  the device of the function's first Tensor argument (the CPU if there is none): a copy, which
+  requires no gradient. Anything else (a string, a dict, ...) raises a ``TypeError`` naming the
+  function, the argument and its type. The one exception is an argument the function writes to:
+  ``batch_norm``'s ``running_mean`` and ``running_var`` must be Tensors, since updating a
+  converted copy would silently lose the update.
+* A size argument (``kernel_size``, ``stride``, ``padding``) is an int or a pair of ints (bools
+  and floats are refused); kernel_size and stride are >= 1, padding >= 0. Anything else raises
+  a ``ValueError`` naming the argument.
 """
 import numpy as np
 
 from ..backend import get_xp
 from ..creation import generator
-from ..ops import flatten, relu, sigmoid, tanh  # noqa: F401 (part of this namespace)
-from ..ops.nn_ops import Conv2d, Im2Col, Linear, MaxPool2d, SoftmaxCrossEntropy
-from ..tensor import Function, Tensor, no_grad
+from ..ops import flatten as _flatten, relu as _relu, sigmoid as _sigmoid, tanh as _tanh
+from ..ops.nn_ops import BCEWithLogits, Conv2d, Im2Col, Linear, MaxPool2d, SoftmaxCrossEntropy
+from ..ops.reduce import normalize_axes
+from ..tensor import Tensor, no_grad
+
+_DATA = (np.ndarray, np.generic, list, tuple, int, float)  # what Tensor() turns into a tensor
 
 
-def _pair(name, v):
-    v = (v, v) if isinstance(v, int) else tuple(v)
-    if len(v) != 2 or not all(isinstance(n, (int, np.integer)) for n in v):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v}")
-    return int(v[0]), int(v[1])
+def _tensors(fn, **args):
+    """The tensor arguments (name=value, in signature order) as Tensors, by the module's rule;
+    None stays None (an optional argument left out)."""
+    device = next((v.device for v in args.values() if isinstance(v, Tensor)), None)
+    out = []
+    for name, v in args.items():
+        if v is not None and not isinstance(v, Tensor):
+            if not isinstance(v, _DATA) and not hasattr(v, "__cuda_array_interface__"):
+                raise TypeError(f"{fn}: {name} must be a Tensor or array data, got "
+                                f"{type(v).__name__}")
+            try:
+                v = Tensor(v, device=device)
+            except (TypeError, ValueError) as e:  # a ragged list, strings in an array, ...
+                raise TypeError(f"{fn}: {name} ({type(v).__name__}) is not array data: {e}") from e
+        out.append(v)
+    return out
+
+
+def _pair(fn, name, v, minimum):
+    """A size argument as a pair of Python ints, each >= minimum."""
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(pair) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+                                 and n >= minimum for n in pair):
+        raise ValueError(f"{fn}: {name} must be an int >= {minimum} or a pair of them, got {v!r}")
+    return int(pair[0]), int(pair[1])
 
 
 def _check_rank(fn, x, ranks):
@@ -26,28 +62,30 @@ def _check_rank(fn, x, ranks):
         raise ValueError(f"{fn}: expected a {want} input, got shape {x.shape}")
 
 
-def _check_dtypes(fn, x, weight, bias):
-    """One node computes with all three arrays, so NumPy would silently promote a mix."""
-    if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
-        raise TypeError(f"{fn}: input dtype {x.dtype}, weight dtype {weight.dtype}"
-                        + ("" if bias is None else f" and bias dtype {bias.dtype}")
+def _check_dtypes(fn, x, *others):
+    """One node computes with all the arrays, so NumPy would silently promote a mix.
+    ``others`` are (name, tensor or None) pairs."""
+    bad = [(name, t.dtype) for name, t in others if t is not None and t.dtype != x.dtype]
+    if bad:
+        raise TypeError(f"{fn}: input dtype {x.dtype}, "
+                        + " and ".join(f"{name} dtype {d}" for name, d in bad)
                         + " must agree; convert with .to(dtype)")
 
 
 def linear(x, weight, bias=None):
     """y = x W^T + b, with W of shape (out_features, in_features) as in PyTorch."""
+    x, weight, bias = _tensors("linear", x=x, weight=weight, bias=bias)
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input of shape {x.shape} does not match weight of shape "
                          f"{weight.shape} (in_features {weight.shape[-1]})")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"linear: bias of shape {bias.shape} should be ({weight.shape[0]},)")
-    _check_dtypes("linear", x, weight, bias)
+    _check_dtypes("linear", x, ("weight", weight), ("bias", bias))
     return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
 def _out_size(name, size, k, s, p, ceil_mode=False):
-    if s < 1 or k < 1 or p < 0:
-        raise ValueError(f"{name}: kernel {k} and stride {s} must be >= 1, padding {p} >= 0")
+    """Output length along one axis; k, s >= 1 and p >= 0 are checked already."""
     span = size + 2 * p - k
     if span < 0:
         raise ValueError(f"{name}: kernel {k} is larger than the padded input ({size} + 2*{p})")
@@ -67,30 +105,40 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     (N*OH*OW, C*kh*kw), and ``cols @ W.reshape(F, -1).T`` applies all filters at once (the
     ``Conv2d`` op in ``ops/nn_ops.py``).
     """
+    x, weight, bias = _tensors("conv2d", x=x, weight=weight, bias=bias)
+    sh, sw = _pair("conv2d", "stride", stride, 1)
+    ph, pw = _pair("conv2d", "padding", padding, 0)
     _check_rank("conv2d", x, (4,))
-    if weight.ndim != 4 or weight.shape[1] != x.shape[1]:
+    if weight.ndim != 4 or weight.shape[1] != x.shape[1] or 0 in weight.shape[2:]:
         raise ValueError(f"conv2d: input of shape {x.shape} has {x.shape[1]} channels, weight "
-                         f"of shape {weight.shape} expects (F, C, kh, kw) with C = {x.shape[1]}")
+                         f"of shape {weight.shape} expects (F, C, kh, kw) with C = {x.shape[1]} "
+                         "and kh, kw >= 1")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias of shape {bias.shape} should be ({weight.shape[0]},)")
-    (sh, sw), (ph, pw) = _pair("stride", stride), _pair("padding", padding)
-    n, f, kh, kw = x.shape[0], weight.shape[0], weight.shape[2], weight.shape[3]
+    kh, kw = weight.shape[2], weight.shape[3]
     oh = _out_size("conv2d", x.shape[2], kh, sh, ph)
     ow = _out_size("conv2d", x.shape[3], kw, sw, pw)
-    _check_dtypes("conv2d", x, weight, bias)
+    _check_dtypes("conv2d", x, ("weight", weight), ("bias", bias))
     inputs = (x, weight) if bias is None else (x, weight, bias)
     return Conv2d.apply(*inputs, geometry=(kh, kw, sh, sw, ph, pw), out_size=(oh, ow))
+
+
+def _pool_geometry(fn, x, kernel_size, stride, padding):
+    """((kh, kw), (sh, sw), (ph, pw)) of a pooling, checked; stride None means kernel_size."""
+    k = _pair(fn, "kernel_size", kernel_size, 1)
+    s = k if stride is None else _pair(fn, "stride", stride, 1)
+    p = _pair(fn, "padding", padding, 0)
+    _check_rank(fn, x, (4,))
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:  # else a window could lie wholly in the padding
+        raise ValueError(f"{fn}: padding {padding} must be at most half the kernel {kernel_size}")
+    return k, s, p
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Max over each kh x kw window. ``ceil_mode=True`` keeps a last, partial window at the
     border (Theano's ``ignore_border=False``); padding never wins the max."""
-    _check_rank("max_pool2d", x, (4,))
-    (kh, kw) = _pair("kernel_size", kernel_size)
-    (sh, sw) = _pair("stride", kernel_size if stride is None else stride)
-    (ph, pw) = _pair("padding", padding)
-    if ph > kh // 2 or pw > kw // 2:
-        raise ValueError(f"max_pool2d: padding {padding} must be at most half the kernel {kernel_size}")
+    x, = _tensors("max_pool2d", x=x)
+    (kh, kw), (sh, sw), (ph, pw) = _pool_geometry("max_pool2d", x, kernel_size, stride, padding)
     oh = _out_size("max_pool2d", x.shape[2], kh, sh, ph, ceil_mode)
     ow = _out_size("max_pool2d", x.shape[3], kw, sw, pw, ceil_mode)
     return MaxPool2d.apply(x, geometry=(kh, kw, sh, sw, ph, pw), out_size=(oh, ow))
@@ -100,13 +148,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """Mean over each window, computed as im2col of the channels as separate images and a mean
     over each row. Windows that reach past the border (ceil_mode) divide by the positions they
     cover inside the (padded) input, as PyTorch does."""
-    _check_rank("avg_pool2d", x, (4,))
-    (kh, kw) = _pair("kernel_size", kernel_size)
-    (sh, sw) = _pair("stride", kernel_size if stride is None else stride)
-    (ph, pw) = _pair("padding", padding)
-    if ph > kh // 2 or pw > kw // 2:  # else a window could lie wholly in the padding: 0 / 0
-        raise ValueError(f"avg_pool2d: padding {padding} must be at most half the kernel "
-                         f"{kernel_size}")
+    x, = _tensors("avg_pool2d", x=x)
+    (kh, kw), (sh, sw), (ph, pw) = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding)
     n, c, h, w = x.shape
     oh = _out_size("avg_pool2d", h, kh, sh, ph, ceil_mode)
     ow = _out_size("avg_pool2d", w, kw, sw, pw, ceil_mode)
@@ -127,8 +170,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 def dropout(x, p=0.5, training=True):
     """Inverted dropout: in training, zero each element with probability p and scale the rest
     by 1 / (1 - p), so the expected value is unchanged and evaluation is the identity."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    x, = _tensors("dropout", x=x)
+    if (isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating))
+            or not 0.0 <= p <= 1.0):
+        raise ValueError(f"dropout: p must be in [0, 1], got {p!r}")
     if not training or p == 0.0:
         return x
     if p == 1.0:
@@ -145,33 +190,38 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     *biased* batch variance; the running averages are updated in place,
     r = (1 - momentum) r + momentum * stat (PyTorch's sense of momentum), keeping the
     *unbiased* variance. Evaluation: the running statistics are used instead.
+    Everything is checked and y computed before the running statistics change.
     """
+    x, weight, bias = _tensors("batch_norm", x=x, weight=weight, bias=bias)
+    for name, t in (("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"batch_norm: {name} must be a Tensor (it is updated in place), "
+                            f"got {type(t).__name__}")
     _check_rank("batch_norm", x, (2, 4))
     c = x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
         if t is not None and t.shape != (c,):
-            raise ValueError(f"batch_norm: {name} has shape {t.shape}, input {x.shape} has {c} channels")
+            raise ValueError(f"batch_norm: {name} has shape {t.shape}, input {x.shape} has {c} "
+                             "channels")
     if (running_mean is None) != (running_var is None):  # else training updates only one of them
         raise ValueError("batch_norm: pass both running_mean and running_var, or neither")
     axes = (0,) if x.ndim == 2 else (0, 2, 3)
     shape = (1, c) if x.ndim == 2 else (1, c, 1, 1)
-    count = x.size // c
+    count = x.shape[0] * (x.shape[2] * x.shape[3] if x.ndim == 4 else 1)  # values per channel
     if training:
         if count < 2:
             raise ValueError(f"batch_norm: training needs more than one value per channel, input "
                              f"shape {x.shape} has {count}")
+        _check_dtypes("batch_norm", x, ("weight", weight), ("bias", bias))
         mean = x.mean(axes, keepdims=True)
         centered = x - mean
         var = (centered * centered).mean(axes, keepdims=True)
-        if running_mean is not None:
-            with no_grad():
-                running_mean.copy_(running_mean.data * (1 - momentum) + mean.data.reshape(c) * momentum)
-                unbiased = var.data.reshape(c) * (count / (count - 1))
-                running_var.copy_(running_var.data * (1 - momentum) + unbiased * momentum)
     else:
-        if running_mean is None or running_var is None:
+        if running_mean is None:
             raise ValueError("batch_norm: evaluation needs running_mean and running_var")
+        _check_dtypes("batch_norm", x, ("weight", weight), ("bias", bias),
+                      ("running_mean", running_mean), ("running_var", running_var))
         centered = x - running_mean.reshape(shape)
         var = running_var.reshape(shape)
     y = centered / (var + eps).sqrt()
@@ -179,42 +229,85 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
         y = y * weight.reshape(shape)
     if bias is not None:
         y = y + bias.reshape(shape)
+    if training and running_mean is not None:
+        with no_grad():
+            running_mean.copy_(running_mean.data * (1 - momentum) + mean.data.reshape(c) * momentum)
+            unbiased = var.data.reshape(c) * (count / (count - 1))
+            running_var.copy_(running_var.data * (1 - momentum) + unbiased * momentum)
     return y
+
+
+def _max_shift(fn, x, dim):
+    """(the maximum of x along dim, kept as a size-1 axis, as a constant; the axes). A shift
+    cancels out of softmax, so it needs no gradient. An empty x needs none (and has no maximum
+    along an empty axis): 0, so softmax of an empty tensor is empty, as in NumPy and PyTorch."""
+    axes = normalize_axes(fn, dim, x.ndim)
+    if x.numel() == 0:
+        keep = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        return Tensor._wrap(get_xp(x.data).zeros(keep, x.dtype)), axes
+    return Tensor._wrap(x.data.max(axis=axes, keepdims=True)), axes
 
 
 def log_softmax(x, dim=-1):
     """log softmax(x) = x - max - log(sum(exp(x - max))). Shifting by the (constant) row max
     leaves the result unchanged and keeps every exp() <= 1, so large logits cannot overflow."""
-    shifted = x - x.detach().max(dim, keepdims=True)
-    return shifted - shifted.exp().sum(dim, keepdims=True).log()
+    x, = _tensors("log_softmax", x=x)
+    shift, axes = _max_shift("log_softmax", x, dim)
+    shifted = x - shift
+    if x.numel() == 0:  # (an empty axis would take log(0) of its empty sum)
+        return shifted
+    return shifted - shifted.exp().sum(axes, keepdims=True).log()
 
 
 def softmax(x, dim=-1):
     """softmax(x)_i = exp(x_i - max) / sum_j exp(x_j - max)."""
-    e = (x - x.detach().max(dim, keepdims=True)).exp()
-    return e / e.sum(dim, keepdims=True)
+    x, = _tensors("softmax", x=x)
+    shift, axes = _max_shift("softmax", x, dim)
+    e = (x - shift).exp()
+    return e if x.numel() == 0 else e / e.sum(axes, keepdims=True)
 
 
-def _reduce(name, losses, reduction):
-    if reduction == "mean":
-        return losses.mean()
-    if reduction == "sum":
-        return losses.sum()
-    if reduction == "none":
-        return losses
-    raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+def relu(x):
+    """max(x, 0), elementwise (relu'(0) = 0)."""
+    x, = _tensors("relu", x=x)
+    return _relu(x)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), elementwise."""
+    x, = _tensors("sigmoid", x=x)
+    return _sigmoid(x)
+
+
+def tanh(x):
+    """tanh(x), elementwise."""
+    x, = _tensors("tanh", x=x)
+    return _tanh(x)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    """Merge dimensions start_dim..end_dim into one (``torch.flatten``)."""
+    x, = _tensors("flatten", x=x)
+    return _flatten(x, start_dim, end_dim)
+
+
+def _check_reduction(name, reduction):
+    if not isinstance(reduction, str) or reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(losses, reduction):
+    return losses.mean() if reduction == "mean" else losses.sum() if reduction == "sum" else losses
 
 
 def _check_labels(name, scores, labels):
-    if not isinstance(labels, Tensor):
-        labels = Tensor(labels, device=scores.device)
     _check_rank(name, scores, (2,))
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{name}: labels must be integers (class indices), got {labels.dtype}")
     if labels.shape != (scores.shape[0],):
         raise ValueError(f"{name}: labels of shape {labels.shape} do not match scores of shape "
                          f"{scores.shape}; expected ({scores.shape[0]},)")
-    if labels.size and (labels.data.min() < 0 or labels.data.max() >= scores.shape[1]):
+    if labels.numel() and (labels.data.min() < 0 or labels.data.max() >= scores.shape[1]):
         raise ValueError(f"{name}: labels must be in [0, {scores.shape[1]}), got values from "
                          f"{int(labels.data.min())} to {int(labels.data.max())}")
     return labels.long()
@@ -222,57 +315,69 @@ def _check_labels(name, scores, labels):
 
 def cross_entropy(logits, labels, reduction="mean"):
     """-log softmax(logits)[label], fused in one op whose gradient is softmax - onehot.
-    logits (N, K) scores, labels (N,) integer classes in [0, K)."""
+    logits (N, K) scores, labels (N,) integer classes in [0, K). Twice differentiable: under
+    ``create_graph=True`` the op's backward is built from Tensor ops (see SoftmaxCrossEntropy)."""
+    logits, labels = _tensors("cross_entropy", logits=logits, labels=labels)
+    _check_reduction("cross_entropy", reduction)
     labels = _check_labels("cross_entropy", logits, labels)
-    return _reduce("cross_entropy", SoftmaxCrossEntropy.apply(logits, labels), reduction)
+    return _reduce(SoftmaxCrossEntropy.apply(logits, labels), reduction)
 
 
 def nll_loss(log_probs, labels, reduction="mean"):
     """-log_probs[n, label_n]; with log_softmax in front it equals cross_entropy."""
+    log_probs, labels = _tensors("nll_loss", log_probs=log_probs, labels=labels)
+    _check_reduction("nll_loss", reduction)
     labels = _check_labels("nll_loss", log_probs, labels)
     rows = get_xp(labels.data).arange(len(labels))
-    return _reduce("nll_loss", -log_probs[rows, labels.data], reduction)
+    return _reduce(-log_probs[rows, labels.data], reduction)
+
+
+def _check_same_shape(name, a, b, what=("input", "target")):
+    if a.shape != b.shape:
+        raise ValueError(f"{name}: {what[0]} shape {a.shape} != {what[1]} shape {b.shape}")
 
 
 def mse_loss(input, target, reduction="mean"):  # noqa: A002 (PyTorch's name)
     """(input - target)^2, averaged. Shapes must match (no silent broadcasting)."""
-    if input.shape != target.shape:
-        raise ValueError(f"mse_loss: input shape {input.shape} != target shape {target.shape}")
+    input, target = _tensors("mse_loss", input=input, target=target)  # noqa: A001
+    _check_reduction("mse_loss", reduction)
+    _check_same_shape("mse_loss", input, target)
     d = input - target
-    return _reduce("mse_loss", d * d, reduction)
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):  # noqa: A002 (PyTorch's name)
+    """|input - target|, averaged; the gradient is sign(input - target) (0 where they are equal,
+    as PyTorch). Shapes must match (no silent broadcasting)."""
+    input, target = _tensors("l1_loss", input=input, target=target)  # noqa: A001
+    _check_reduction("l1_loss", reduction)
+    _check_same_shape("l1_loss", input, target)
+    return _reduce((input - target).abs(), reduction)
 
 
 def binary_cross_entropy(probs, target, reduction="mean"):
     """-(t log p + (1 - t) log(1 - p)); p and 1 - p are clamped to the smallest positive normal
     float, so log(0) never happens (the gradient is 0 where the clamp is active)."""
-    if probs.shape != target.shape:
-        raise ValueError(f"binary_cross_entropy: probs shape {probs.shape} != target shape {target.shape}")
+    probs, target = _tensors("binary_cross_entropy", probs=probs, target=target)
+    _check_reduction("binary_cross_entropy", reduction)
+    _check_same_shape("binary_cross_entropy", probs, target, ("probs", "target"))
     tiny = float(np.finfo(probs.dtype).tiny)
-    losses = -(target * probs.clip(tiny, 1.0).log() + (1 - target) * (1 - probs).clip(tiny, 1.0).log())
-    return _reduce("binary_cross_entropy", losses, reduction)
-
-
-class BCEWithLogits(Function):
-    """loss = max(z, 0) - z t + log(1 + exp(-|z|)), the stable form of
-    -(t log sigmoid(z) + (1 - t) log(1 - sigmoid(z)));  dloss/dz = sigmoid(z) - t."""
-    def forward(ctx, z, t):
-        xp = get_xp(z)
-        return xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
-
-    def backward(ctx, gy, y):
-        z, t = ctx.inputs
-        return gy * (z.sigmoid() - t), (gy * -z if t.requires_grad else None)
+    losses = -(target * probs.clip(tiny, 1.0).log()
+               + (1 - target) * (1 - probs).clip(tiny, 1.0).log())
+    return _reduce(losses, reduction)
 
 
 def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
-    if logits.shape != target.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: logits shape {logits.shape} != "
-                         f"target shape {target.shape}")
+    """binary_cross_entropy(sigmoid(logits), target) in the stable form of ``BCEWithLogits``
+    (``ops/nn_ops.py``): no exp() overflows, and the gradient is sigmoid(z) - t."""
+    logits, target = _tensors("binary_cross_entropy_with_logits", logits=logits, target=target)
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    _check_same_shape("binary_cross_entropy_with_logits", logits, target, ("logits", "target"))
     if target.dtype != logits.dtype:
         target = target.astype(logits.dtype)
-    return _reduce("binary_cross_entropy_with_logits", BCEWithLogits.apply(logits, target), reduction)
+    return _reduce(BCEWithLogits.apply(logits, target), reduction)
 
 
 __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "batch_norm", "relu",
            "sigmoid", "tanh", "flatten", "softmax", "log_softmax", "cross_entropy", "nll_loss",
-           "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"]
+           "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"]

@@ -184,14 +184,16 @@ class _BatchNorm(Module):
         c = self.num_features
         _check_input(self, x, self.ranks, self.expected.format(c), 1, c)
         momentum = self.momentum
-        if self.training and self.track_running_stats:
+        tracking = self.training and self.track_running_stats
+        if tracking and momentum is None:  # the cumulative average: this is batch tracked + 1
+            momentum = 1.0 / (self.num_batches_tracked.item() + 1)
+        use_batch_stats = self.training or not self.track_running_stats
+        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         training=use_batch_stats, momentum=momentum or 0.0, eps=self.eps)
+        if tracking:  # counted once batch_norm succeeded, so an error leaves the layer unchanged
             with no_grad():
                 self.num_batches_tracked += 1
-            if momentum is None:
-                momentum = 1.0 / self.num_batches_tracked.item()
-        use_batch_stats = self.training or not self.track_running_stats
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch_stats, momentum=momentum or 0.0, eps=self.eps)
+        return y
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -1,5 +1,6 @@
-"""Neural-network ops: the linear layer, and the ops backed by kernels: im2col/col2im
-(convolution), max-pooling and the fused softmax cross-entropy.
+"""Neural-network ops: the linear layer, the ops backed by kernels: im2col/col2im
+(convolution), max-pooling and the fused softmax cross-entropy, and the stable fused
+binary cross-entropy with logits.
 
 Convolution is im2col followed by one matrix multiply. ``Conv2d`` does both in one node, so the
 tape keeps only x and the filters, not the kh*kw times larger column matrix (backward makes it
@@ -11,7 +12,7 @@ the CPU (``cpu_kernels``), hand-written CUDA on the GPU (``cuda_kernels``).
 import numpy as np
 
 from ..backend import get_xp
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, is_grad_enabled
 
 
 def kernels(array):
@@ -137,12 +138,15 @@ class MaxPool2dGrad(Function):
 
 class SoftmaxCrossEntropy(Function):
     """Per-row loss_n = logsumexp(z_n) - z_n[label_n], fused with its simple gradient
-    dloss_n/dz_n = softmax(z_n) - onehot(label_n).
+    dloss_n/dz_n = p_n - onehot(label_n), p_n = softmax(z_n).
 
     Stable: the row maximum is subtracted before exponentiating, so every exp() is <= 1 and
-    logits of magnitude 1e4 give neither inf nor NaN. Once-differentiable (array backward).
+    logits of magnitude 1e4 give neither inf nor NaN. Backward has two paths. A plain
+    ``backward()`` runs with grad mode off and takes the fast one: array code (or the GPU
+    kernel), nothing recorded. Under ``create_graph=True`` grad mode is on, and the same
+    gradient is built from Tensor ops, so it can be differentiated again (Hessian-vector
+    products): d^2 loss_n / dz_n^2 = diag(p_n) - p_n p_n^T.
     """
-    differentiable = False
 
     def forward(ctx, z, labels):
         xp = get_xp(z)
@@ -155,13 +159,40 @@ class SoftmaxCrossEntropy(Function):
         return -ctx.logp[xp.arange(len(labels)), labels]  # each row's entry at its label
 
     def backward(ctx, gy, y):
+        if is_grad_enabled():
+            return ctx.recorded_backward(gy), None
+        return Tensor._wrap(ctx.array_backward(gy.data)), None
+
+    def array_backward(ctx, gy):
+        """(p - onehot) * gy on arrays, from what forward saved."""
         z, labels = (t.data for t in ctx.inputs)
         xp = get_xp(z)
         if hasattr(ctx, "lse"):  # the GPU kernel path
-            g = kernels(z).softmax_ce_backward(_contiguous(z), _contiguous(labels), ctx.lse,
-                                               _contiguous(gy.data))
-            return Tensor._wrap(g), None
+            return kernels(z).softmax_ce_backward(_contiguous(z), _contiguous(labels), ctx.lse,
+                                                  _contiguous(gy))
         g = xp.exp(ctx.logp)
         g[xp.arange(len(labels)), labels] -= 1
-        g *= gy.data[:, None]
-        return Tensor._wrap(g), None
+        g *= gy[:, None]
+        return g
+
+    def recorded_backward(ctx, gy):
+        """(p - onehot) * gy as Tensor ops of z and gy; the shift is a constant (it cancels)."""
+        z, labels = ctx.inputs
+        xp = get_xp(z.data)
+        e = (z - Tensor._wrap(z.data.max(axis=1, keepdims=True))).exp()
+        onehot = xp.zeros(z.shape, dtype=z.dtype)
+        onehot[xp.arange(len(labels)), labels.data] = 1
+        return (e / e.sum(1, keepdims=True) - Tensor._wrap(onehot)) * gy.reshape(-1, 1)
+
+
+class BCEWithLogits(Function):
+    """loss = max(z, 0) - z t + log(1 + exp(-|z|)), the stable form of
+    -(t log sigmoid(z) + (1 - t) log(1 - sigmoid(z)));  dloss/dz = sigmoid(z) - t,
+    dloss/dt = -z. Backward is Tensor ops, so it is twice differentiable."""
+    def forward(ctx, z, t):
+        xp = get_xp(z)
+        return xp.maximum(z, 0) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
+
+    def backward(ctx, gy, y):
+        z, t = ctx.inputs
+        return gy * (z.sigmoid() - t), (gy * -z if t.requires_grad else None)
