@@ -38,7 +38,7 @@ def test_the_wheel_builds_without_warnings_and_holds_the_package_and_the_kernels
     pip sets up the build requirements in an isolated environment (from its cache or index)."""
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "tinygrad_edu", src / "tinygrad_edu", ignore=ignore)
@@ -63,3 +63,4 @@ def test_the_wheel_builds_without_warnings_and_holds_the_package_and_the_kernels
     metadata = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: MIT" in metadata
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)

@@ -18,17 +18,30 @@ The file is an ordinary zip archive that ``np.load`` can open, without pickle:
 
 Writing is atomic: the archive is written to a temporary file next to the target, flushed to
 disk (``os.fsync``), then renamed onto the target with ``os.replace``, which replaces a file in
-one step. A crash or an error at any point leaves the previous checkpoint as it was and removes
-the temporary file; a reader never sees a half-written checkpoint. The path is used as given
-(no ``.npz`` is appended).
+one step. An error at any point (KeyboardInterrupt included) leaves the previous checkpoint as it
+was and removes the temporary file; a reader never sees a half-written checkpoint. A process
+killed mid-save cannot remove its temporary file (``.<name>.<8 characters>.tmp``), so each save
+first removes those of its own target: however many saves are killed, at most one such file per
+target is left. (Two processes saving to one path at once: one of them may fail, its temporary
+file taken for a stale one; the checkpoint is still always one complete file.) The path is used
+as given (no ``.npz`` is appended); a symbolic link is followed, as ``open(path, "wb")`` would:
+the link's target gets the new content and the link stays.
+
+Loading never runs code: every ``.npy`` member is read with ``allow_pickle=False``, so object
+arrays are refused. It also refuses members that would inflate far beyond the file (a "zip
+bomb"), before reading them: the sizes the archive declares for its members may add up to at
+most ``MAX_COMPRESSION_RATIO`` times the file's size, or ``ALWAYS_ALLOWED_BYTES``, whichever is
+larger, and each array member must declare exactly the size its ``.npy`` header needs. Arrays
+that ``tg.save`` writes are stored uncompressed (ratio 1); random weights compressed by
+``np.savez_compressed`` reach about 1.1, mostly-constant arrays more, deflate at most ~1000.
 """
 import contextlib
 import json
 import math
 import os
 import re
+import secrets
 import stat
-import tempfile
 import zipfile
 
 import numpy as np
@@ -38,6 +51,8 @@ from .tensor import Tensor
 
 FORMAT, VERSION = "tinygrad_edu", 1
 STRUCTURE = "structure.json"
+MAX_COMPRESSION_RATIO = 100          # declared (uncompressed) sizes / file size, at most ...
+ALWAYS_ALLOWED_BYTES = 256 * 2**20   # ... unless they add up to no more than this (256 MiB)
 
 
 # ---- encoding: Python objects -> JSON-able structure + named arrays ------------------------------
@@ -100,32 +115,55 @@ def _write_array(zf, name, array):
         np.lib.format.write_array(f, array, allow_pickle=False)
 
 
+def _temp_names(directory, name):
+    """The temporary files that saves to ``directory/name`` make: ``.<name>.<8 chars>.tmp`` (8
+    characters from ``[a-z0-9_]``, which also matches those of the ``tempfile`` module that
+    earlier versions used). Exactly 8, so another target's temporaries never match."""
+    pattern = re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}\.tmp")
+    with contextlib.suppress(OSError):
+        return [os.path.join(directory, n) for n in os.listdir(directory) if pattern.fullmatch(n)]
+    return []
+
+
 def save(obj, path):
     """Save ``obj`` (a state dict or any nesting of dicts, lists, arrays, numbers...) to ``path``,
-    atomically (see the module docstring). Arrays on the GPU are copied to the host."""
+    atomically (see the module docstring). Arrays on the GPU are copied to the host.
+
+    Everything is encoded before the disk is touched, so an object that cannot be saved raises
+    TypeError and changes no file. A symbolic link is followed: its target is replaced, the
+    link stays. Temporary files left by killed saves to the same target are removed first.
+    """
     path = os.fspath(path)
     arrays = {}
     structure = _encode(obj, "", arrays)  # before touching the disk: type errors change nothing
     header = json.dumps({"format": FORMAT, "version": VERSION, "object": structure},
                         allow_nan=False, indent=1)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = tempfile.NamedTemporaryFile(dir=directory, prefix="." + os.path.basename(path) + ".",
-                                      suffix=".tmp", delete=False)
+    target = os.path.realpath(path)  # through symbolic links, as open(path, "wb") would write
+    if os.path.islink(target):  # realpath stops at a link that loops
+        raise OSError(f"tg.save: too many levels of symbolic links in {path!r}")
+    directory, name = os.path.split(target)
+    # left by saves that were killed (beside the link too: earlier versions wrote there)
+    places = {(directory, name), os.path.split(os.path.abspath(path))}
+    for stale in [t for place in places for t in _temp_names(*place)]:
+        with contextlib.suppress(OSError):
+            os.unlink(stale)
+    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with tmp:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with open(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 zf.writestr(STRUCTURE, header)
-                for name, array in arrays.items():
-                    _write_array(zf, name, array)
-            tmp.flush()
-            os.fsync(tmp.fileno())  # the data is on disk before the rename makes it visible
-        # NamedTemporaryFile makes the file private (0600); give it the usual permissions
-        mode = os.stat(path).st_mode if os.path.exists(path) else 0o644
-        os.chmod(tmp.name, stat.S_IMODE(mode))
-        os.replace(tmp.name, path)
+                for member, array in arrays.items():
+                    _write_array(zf, member, array)
+            f.flush()
+            os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
+        # the temporary file is private (0600); give it the target's permissions, or the usual
+        mode = os.stat(target).st_mode if os.path.exists(target) else 0o644
+        os.chmod(tmp, stat.S_IMODE(mode))
+        os.replace(tmp, target)
     except BaseException:  # KeyboardInterrupt included: never leave a half-written temp file
         with contextlib.suppress(OSError):
-            os.unlink(tmp.name)
+            os.unlink(tmp)
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable (POSIX; not on Windows)
         fd = os.open(directory, os.O_RDONLY)
@@ -160,20 +198,62 @@ def _decode(node, read):
     raise ValueError(f"unknown entry type {kind!r} in {STRUCTURE}")
 
 
+class _Refused(ValueError):
+    """A member that is refused before it is read (see the module docstring)."""
+
+
+def _check_sizes(zf, file_size):
+    """Refuse an archive whose members declare far more bytes than the file could hold."""
+    infos = zf.infolist()
+    declared = sum(info.file_size for info in infos)
+    allowed = max(MAX_COMPRESSION_RATIO * file_size, ALWAYS_ALLOWED_BYTES)
+    if declared > allowed:
+        big = max(infos, key=lambda info: info.file_size)
+        raise _Refused(f"its members declare {declared} bytes uncompressed (the largest, "
+                       f"{big.filename!r}, {big.file_size}) in a file of {file_size} bytes, "
+                       f"beyond tinygrad_edu.serialization.MAX_COMPRESSION_RATIO = "
+                       f"{MAX_COMPRESSION_RATIO} (and ALWAYS_ALLOWED_BYTES = "
+                       f"{ALWAYS_ALLOWED_BYTES}); it may be a zip bomb")
+
+
+def _read_npy(zf, name):
+    """One ``.npy`` member, after checking that the size the archive declares for it is the size
+    its header needs (so the array allocated is no larger than the declared size)."""
+    info = zf.getinfo(name)
+    with zf.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)  # 3.0 differs only in encoding
+        shape, _, dtype = read_header(member)
+        if dtype.hasobject:
+            raise _Refused(f"member {name!r} holds Python objects (dtype {dtype}), which would "
+                           "need pickle; it is not loaded")
+        needed = member.tell() + math.prod(shape) * dtype.itemsize
+    if needed != info.file_size:
+        raise _Refused(f"member {name!r} declares {info.file_size} bytes, but its .npy header "
+                       f"(shape {shape}, dtype {dtype}) needs {needed}")
+    with zf.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)
+
+
 def load(path, device="cpu"):
     """Load what :func:`save` wrote; arrays and Tensors are put on ``device``.
 
     A plain ``.npz`` written by ``np.savez`` loads as a dict name -> array. A truncated or
-    corrupt file raises ValueError naming the file; a missing one, FileNotFoundError.
+    corrupt file raises ValueError naming the file; a missing one, FileNotFoundError. No code
+    is run (no pickle), and an archive whose declared sizes are out of proportion to the file,
+    or a member whose declared size differs from what its ``.npy`` header needs, is refused
+    with ValueError before anything is inflated (see the module docstring).
     """
     path, device = os.fspath(path), check_device(device)
     get_xp(device)  # no CuPy or no GPU: say so now, not as "cannot read checkpoint" below
     with open(path, "rb") as f:  # missing file, permissions: the usual OSError, naming the path
         try:
             with zipfile.ZipFile(f) as zf:
+                _check_sizes(zf, os.fstat(f.fileno()).st_size)
+
                 def read(name, to_device_too):
-                    with zf.open(name) as member:
-                        array = np.lib.format.read_array(member, allow_pickle=False)
+                    array = _read_npy(zf, name)
                     return to_device(array, device) if to_device_too else array
 
                 names = zf.namelist()
@@ -186,6 +266,8 @@ def load(path, device="cpu"):
                     raise ValueError(f"format version {header['version']} is newer than this "
                                      f"tinygrad_edu's ({VERSION})")
                 return _decode(header["object"], read)
+        except _Refused as e:
+            raise ValueError(f"tg.load: refusing checkpoint {path!r}: {e}") from None
         except Exception as e:  # zip, zlib, JSON and .npy errors all mean the same to the user
             raise ValueError(f"tg.load: cannot read checkpoint {path!r}: it is truncated, corrupt "
                              f"or not a {FORMAT} file ({type(e).__name__}: {e})") from e

@@ -440,6 +440,9 @@ def _call_backward(ctx, gy, y):
     """``ctx.backward`` as a tuple. Debugging hooks are off inside it (the ops a backward runs
     are the engine's, not yours) and then see the gradients it returned."""
     hooks = _GradMode.hooks
+    if not hooks:
+        gxs = ctx.backward(gy, y)
+        return gxs if isinstance(gxs, tuple) else (gxs,)
     _GradMode.hooks = ()
     try:
         gxs = ctx.backward(gy, y)

@@ -19,7 +19,6 @@ import subprocess
 
 import numpy as np
 
-from .backend import to_device
 from .debug import _norm, trace_backward, trace_line  # noqa: F401 (part of tg.viz)
 from .tensor import graph_order
 

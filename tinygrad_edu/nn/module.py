@@ -27,7 +27,9 @@ the path is kept. Expression printers (``tg.pp``) show these names.
 """
 from collections import OrderedDict, namedtuple
 
-from ..backend import check_device, get_xp, to_device
+import numpy as np
+
+from ..backend import as_array, check_device, get_xp, to_device
 from ..tensor import Tensor, no_grad
 
 
@@ -35,12 +37,29 @@ class Parameter(Tensor):
     """A Tensor that a Module trains: ``requires_grad=True`` by default, found by ``parameters()``.
 
     ``Parameter(data, requires_grad=True, dtype=None, device=None, name=None)``. Ops on a Parameter
-    return plain Tensors. Like ``Tensor(array)``, it shares memory with a NumPy array it is given.
+    return plain Tensors.
+
+    From an array (NumPy or CuPy) it makes its own copy, as ``Tensor`` does, so training never
+    writes into the caller's array. From a Tensor it shares that tensor's data and version
+    counter, as ``torch.nn.Parameter(tensor)`` does: an optimizer step on the Parameter changes
+    the tensor too (unless ``dtype`` or ``device`` asks for a conversion, which copies). To wrap
+    a fresh array without a copy: ``Parameter(tg.from_numpy(array))``.
     """
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True, dtype=None, device=None, name=None):
-        super().__init__(data, requires_grad=requires_grad, dtype=dtype, device=device, name=name)
+        if not isinstance(data, Tensor):  # Tensor(...) copies arrays and converts Python data
+            super().__init__(data, requires_grad=requires_grad, dtype=dtype, device=device,
+                             name=name)
+            return
+        array = as_array(data.data, dtype, device, copy=False)  # shared unless converted
+        # Tensor.__init__ checks the dtype and fills every slot; an empty stand-in of the same
+        # dtype spares it copying the array only for the copy to be dropped here
+        super().__init__(get_xp(array).empty(0, dtype=array.dtype), requires_grad=requires_grad,
+                         name=name)
+        self.data = array
+        if array is data.data:  # one storage, one version counter (as Tensor.detach)
+            self._version = data._version
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
@@ -108,8 +127,8 @@ class Module:
             raise ValueError(f"register_buffer: name must be a non-empty string without '.', "
                              f"got {name!r}")
         if tensor is not None and (not isinstance(tensor, Tensor) or isinstance(tensor, Parameter)):
-            raise TypeError(f"register_buffer({name!r}): expected a Tensor that is not a Parameter, "
-                            f"got {type(tensor).__name__}")
+            raise TypeError(f"register_buffer({name!r}): expected a Tensor that is not a "
+                            f"Parameter, got {type(tensor).__name__}")
         if name in self.__dict__ and name not in self._buffer_names():
             raise KeyError(f"register_buffer: attribute {name!r} already exists")
         object.__setattr__(self, "_buffers", self._buffer_names() + (name,))
@@ -169,7 +188,7 @@ class Module:
 
     def num_parameters(self, trainable_only=False):
         """How many numbers the parameters hold."""
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.data.size for p in self.parameters() if p.requires_grad or not trainable_only)
 
     def apply(self, fn):
         """Call ``fn(module)`` on every submodule and then on this one (e.g. to initialize)."""
@@ -226,16 +245,10 @@ class Module:
         device), in attribute order. A tensor shared by two modules appears once."""
         return OrderedDict((name, t.data.copy()) for name, t in self._tensors())
 
-    def load_state_dict(self, state_dict, strict=True):
-        """Copy the arrays of ``state_dict`` into this module's parameters and buffers, in place.
-
-        Everything is checked first: with ``strict=True`` missing and unexpected keys are errors,
-        and a shape mismatch always is; the ValueError lists all of them and nothing is changed.
-        Values (NumPy or CuPy arrays, Tensors) are copied to each tensor's device and dtype; the
-        Parameter objects stay, so an optimizer built on them keeps working. Each changed tensor's
-        version is bumped, so a graph built with the old values refuses to backpropagate.
-        Returns ``(missing_keys, unexpected_keys)``.
-        """
+    def _validate_state_dict(self, state_dict, strict=True):
+        """Check ``state_dict`` against this module, changing nothing; raise as
+        :meth:`load_state_dict` would. Returns ``([(tensor, array to load)], (missing_keys,
+        unexpected_keys))``."""
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"{type(self).__name__}.load_state_dict: expected a dict of arrays, "
                             f"got {type(state_dict).__name__}")
@@ -248,11 +261,9 @@ class Module:
                 continue
             value = state_dict[name]
             value = value.data if isinstance(value, Tensor) else value
-            if not hasattr(value, "shape") or not hasattr(value, "dtype"):
-                problems.append(f"  {name}: expected an array, got {type(value).__name__}")
-            elif tuple(value.shape) != t.shape:
-                problems.append(f"  {name}: shape {tuple(value.shape)} in the state dict, "
-                                f"{t.shape} in the module")
+            problem = _load_problem(value, t)
+            if problem:
+                problems.append(f"  {name}: {problem}")
             else:
                 updates.append((t, value))
         if strict:
@@ -261,12 +272,34 @@ class Module:
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: nothing was loaded because "
                              "of:\n" + "\n".join(problems))
+        return updates, IncompatibleKeys(missing, unexpected)
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy the arrays of ``state_dict`` into this module's parameters and buffers, in place.
+
+        Everything is checked first, by :meth:`_validate_state_dict`: with ``strict=True``
+        missing and unexpected keys are errors; for every key that matches, the value must be an
+        array (NumPy, CuPy or a Tensor) of the tensor's shape and of a dtype that converts
+        without losing meaning:
+
+        * into a floating tensor, only a real floating array (a float64 file into a float32
+          model is rounded to float32); never an integer, bool, complex (that would drop the
+          imaginary part), string or object array;
+        * into an integer buffer (BatchNorm's ``num_batches_tracked``), only integers whose
+          values fit the buffer's dtype; into a bool buffer, only bools.
+
+        The ValueError names every offending key, and then nothing was changed. Values are copied
+        to each tensor's device and dtype; the Parameter objects stay, so an optimizer built on
+        them keeps working. Each changed tensor's version is bumped, so a graph built with the
+        old values refuses to backpropagate. Returns ``(missing_keys, unexpected_keys)``.
+        """
+        updates, result = self._validate_state_dict(state_dict, strict)
         # convert everything before changing anything, so a failed conversion changes nothing
         arrays = [to_device(v, t.device).astype(t.dtype, copy=False) for t, v in updates]
         with no_grad():
             for (t, _), a in zip(updates, arrays):
                 t.copy_(a)
-        return IncompatibleKeys(missing, unexpected)
+        return result
 
     # ---- printing ----------------------------------------------------------------------------
     def extra_repr(self):
@@ -284,3 +317,28 @@ class Module:
             lines.append(f"  ({name}): " + repr(m).replace("\n", "\n  "))
         return "\n".join(lines) + "\n)"
 
+
+def _load_problem(value, t):
+    """Why array ``value`` cannot be loaded into tensor ``t``, or None if it can."""
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        return f"expected an array, got {type(value).__name__}"
+    if tuple(value.shape) != t.shape:
+        return f"shape {tuple(value.shape)} in the state dict, {t.shape} in the module"
+    src, dst = np.dtype(value.dtype), t.dtype
+    if src.kind == "c":
+        return (f"complex dtype {src} cannot be loaded into {dst} (the imaginary part would be "
+                "lost)")
+    if src.kind not in "biuf":
+        return f"dtype {src} is not a number type; cannot load it into {dst}"
+    if dst.kind == "f" and src.kind != "f":
+        return f"dtype {src} in the state dict, {dst} in the module (only floats load into floats)"
+    if dst.kind in "iu":
+        if src.kind not in "iu":
+            return f"dtype {src} in the state dict, integer {dst} in the module"
+        if not np.can_cast(src, dst) and value.size:
+            info, low, high = np.iinfo(dst), int(value.min()), int(value.max())
+            if low < info.min or high > info.max:
+                return f"values in [{low}, {high}] do not fit the module's {dst}"
+    if dst.kind == "b" and src.kind != "b":
+        return f"dtype {src} in the state dict, bool in the module"
+    return None

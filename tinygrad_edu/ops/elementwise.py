@@ -16,7 +16,7 @@ def _const(array):
     return Tensor._wrap(array)
 
 
-def _pair(op, a, b):
+def _operands(op, a, b):
     """Both operands as Tensors of one dtype. A Python or NumPy number (or a list) takes the dtype
     of the tensor operand, so ``t * np.float64(2)`` stays float32; two tensors must agree."""
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
@@ -193,16 +193,16 @@ class Clip(Function):
 
 
 # ---- public wrappers (bound to Tensor methods and operators in ops/__init__.py) ------------
-def add(a, b): return Add.apply(*_pair("add", a, b))
-def sub(a, b): return Sub.apply(*_pair("sub", a, b))
-def mul(a, b): return Mul.apply(*_pair("mul", a, b))
+def add(a, b): return Add.apply(*_operands("add", a, b))
+def sub(a, b): return Sub.apply(*_operands("sub", a, b))
+def mul(a, b): return Mul.apply(*_operands("mul", a, b))
 def div(a, b):
-    a, b = _pair("div", a, b)
+    a, b = _operands("div", a, b)
     if a.dtype.kind != "f":  # true division of integers gives float32, the default (as PyTorch)
         a, b = cast(a, np.float32), cast(b, np.float32)
     return Div.apply(a, b)
-def pow(a, b): return Pow.apply(*_pair("pow", a, b))  # noqa: A001 (the PyTorch name)
-def maximum(a, b): return Maximum.apply(*_pair("maximum", a, b))
+def pow(a, b): return Pow.apply(*_operands("pow", a, b))  # noqa: A001 (the PyTorch name)
+def maximum(a, b): return Maximum.apply(*_operands("maximum", a, b))
 def minimum(a, b): return -maximum(-a, -b)
 def neg(x): return Neg.apply(x)
 def _float(x):
@@ -231,14 +231,14 @@ def where(cond, a, b):
         raise TypeError(f"where: condition must be bool, got {cond.dtype}")
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError("where: at least one of a and b must be a Tensor")
-    a, b = _pair("where", a, b)
+    a, b = _operands("where", a, b)
     return Where.apply(cond, a, b)
 
 
 def _compare(name, fn):
     """Comparison ops give bool tensors and are not differentiable."""
     def compare(a, b):
-        a, b = _pair(name, a, b)
+        a, b = _operands(name, a, b)
         if a.device != b.device:
             raise ValueError(f"{name}: tensors on different devices: {a.device} and {b.device}")
         return Tensor._wrap(fn(a.data, b.data))

@@ -1,7 +1,7 @@
 """Matrix multiplication with NumPy's shape rules (1-D, 2-D and batched operands)."""
 from ..tensor import Function, Tensor
 from .broadcast import sum_to
-from .elementwise import _pair
+from .elementwise import _operands
 
 
 class MatMul(Function):
@@ -30,7 +30,7 @@ class MatMul(Function):
 def matmul(a, b):
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         raise TypeError("matmul: both operands must be Tensors")
-    a, b = _pair("matmul", a, b)
+    a, b = _operands("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dim, got shapes {a.shape} and {b.shape}")
     k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]

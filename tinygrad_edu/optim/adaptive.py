@@ -12,6 +12,8 @@ from .optimizer import Optimizer
 
 
 class _Adaptive(Optimizer):
+    state_counters = ("step",)
+
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
         self.require(group, "eps", lambda e: e >= 0, ">= 0")
@@ -45,6 +47,8 @@ class RMSprop(_Adaptive):
     ``lasagne.updates.rmsprop`` is the same rule with defaults lr=1.0, rho=0.9, epsilon=1e-6.
     """
 
+    state_arrays = ("square_avg", "momentum_buffer", "grad_avg")
+
     def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
                  centered=False, eps_inside_sqrt=False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
@@ -54,6 +58,14 @@ class RMSprop(_Adaptive):
     def check_hyperparameters(self, group):
         super().check_hyperparameters(group)
         self.require(group, "momentum", lambda m: m >= 0, ">= 0")
+
+    def required_state(self, group):
+        names = ["step", "square_avg"]
+        if group["momentum"]:
+            names.append("momentum_buffer")
+        if group["centered"]:
+            names.append("grad_avg")
+        return names
 
     def init_state(self, p, group):
         xp = get_xp(p)
@@ -106,6 +118,8 @@ class Adam(_Adaptive):
     ``weight_decay`` here is an L2 penalty added to g; see :class:`AdamW` for the decoupled kind.
     """
 
+    state_arrays = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
@@ -115,6 +129,10 @@ class Adam(_Adaptive):
         super().check_hyperparameters(group)
         self.require(group, "betas", lambda b: len(b) == 2 and all(0 <= x < 1 for x in b),
                      "two numbers in [0, 1)")
+
+    def required_state(self, group):
+        names = ["step", "exp_avg", "exp_avg_sq"]
+        return names + ["max_exp_avg_sq"] if group["amsgrad"] else names
 
     def init_state(self, p, group):
         xp = get_xp(p)
@@ -172,6 +190,8 @@ class Adagrad(_Adaptive):
     ``p -= lr * g / sqrt(s + eps)``, with defaults lr=1.0, epsilon=1e-6 and no lr_decay.
     """
 
+    state_arrays = ("sum",)
+
     def __init__(self, params, lr=0.01, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
@@ -182,6 +202,9 @@ class Adagrad(_Adaptive):
         super().check_hyperparameters(group)
         self.require(group, "lr_decay", lambda d: d >= 0, ">= 0")
         self.require(group, "initial_accumulator_value", lambda v: v >= 0, ">= 0")
+
+    def required_state(self, group):
+        return ("step", "sum")
 
     def init_state(self, p, group):
         return {"step": 0,
@@ -212,8 +235,13 @@ class Adadelta(_Adaptive):
     the same rule with defaults lr=1.0, rho=0.95, epsilon=1e-6.
     """
 
+    state_arrays = ("square_avg", "acc_delta")
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay))
+
+    def required_state(self, group):
+        return ("step", "square_avg", "acc_delta")
 
     def init_state(self, p, group):
         xp = get_xp(p)

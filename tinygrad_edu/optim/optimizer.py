@@ -5,17 +5,25 @@ A subclass writes two small methods:
 * ``init_state(p, group)`` -> dict of arrays (and numbers) it keeps for parameter ``p``, created
   on the parameter's device the first time ``p`` has a gradient;
 * ``update(p, g, state, group)`` -> changes ``p`` (an array, the parameter's ``.data``) in place
-  from its gradient ``g`` (an array) with a few lines of ``xp`` math.
+  from its gradient ``g`` (an array) with a few lines of ``xp`` math;
+
+and names what it keeps, so that state can be checked: ``state_arrays`` (arrays shaped like the
+parameter), ``state_counters`` (ints >= 0, e.g. ``step``) and ``required_state(group)`` (the
+names every parameter's state must have under a group's settings).
 
 Everything else (validating parameters, skipping those without a gradient, ``zero_grad``,
-saving and loading the state) lives here. The update runs on raw arrays, so it records nothing
-on the tape; it bumps each parameter's version counter, so a backward pass through a graph that
-used the old values raises instead of giving a wrong gradient.
+saving and loading the state) lives here. ``step`` and ``load_state_dict`` check everything they
+need before the first write, so when they raise, every parameter and all optimizer state are
+exactly as before. The update runs on raw arrays, so it records nothing on the tape; it bumps
+each parameter's version counter, so a backward pass through a graph that used the old values
+raises instead of giving a wrong gradient.
 
 Hyperparameters are turned into Python floats before use: under NumPy 2 a float64 NumPy scalar
 (``np.float64(0.1)``) times a float32 array gives float64, a Python float keeps float32.
 """
-from ..backend import get_xp, to_device
+import numbers
+
+from ..backend import device_of, get_xp, to_device
 from ..tensor import Tensor, enable_grad
 
 
@@ -23,6 +31,11 @@ class Optimizer:
     """Base class. ``params`` is an iterable of Tensors, or of dicts ``{"params": [...],
     **options}`` (parameter groups, each with its own hyperparameters; missing ones come from
     ``defaults``)."""
+
+    # The names of the per-parameter state a rule may keep. None (a rule that does not say):
+    # loading checks only that arrays of more than 0 dimensions have the parameter's shape.
+    state_arrays = None    # arrays with the parameter's shape, dtype and device
+    state_counters = ()    # ints >= 0
 
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
@@ -55,6 +68,10 @@ class Optimizer:
             good = False
         if not good:
             raise ValueError(f"{type(self).__name__}: invalid {name} {value!r} (need {need})")
+
+    def required_state(self, group):
+        """The names each parameter's state must have under ``group``'s hyperparameters."""
+        return ()
 
     def init_state(self, p, group):
         return {}
@@ -107,26 +124,86 @@ class Optimizer:
 
     def step(self, closure=None):
         """Update every parameter that has a gradient. ``closure``, if given, recomputes the loss
-        (zero_grad, forward, backward) and its return value is returned."""
+        (zero_grad, forward, backward) and its return value is returned.
+
+        First every group's hyperparameters, every gradient (a Tensor with its parameter's
+        shape, dtype and device) and every existing state (the names ``required_state`` asks
+        for, arrays with the parameter's shape, dtype and device) are checked; a problem raises
+        ValueError naming the parameter, before any parameter or state has changed.
+        """
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
+        for p, group in self._check_step():
+            if p not in self.state:  # lazily, on the parameter's device
+                self.state[p] = self.init_state(p.data, group)
+            self.update(p.data, p.grad.data, self.state[p], group)
+            p._version[0] += 1
+        return loss
+
+    def _check_step(self):
+        """[(parameter, group)] for the parameters with a gradient, once all is found right."""
+        name, todo = f"{type(self).__name__}.step", []
+        for gi, group in enumerate(self.param_groups):
+            missing = [k for k in self.defaults if k not in group]
+            if missing:
+                raise ValueError(f"{name}: group {gi} has no {missing}; nothing was changed")
+            try:
+                self.check_hyperparameters(group)
+            except ValueError as e:  # e.g. a schedule or a hand edit left a bad value
+                raise ValueError(f"{name}: group {gi}: {e}; nothing was changed") from None
+            for i, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
-                g = p.grad.data
-                if g.shape != p.shape or g.dtype != p.dtype or type(g) is not type(p.data):
+                what = _describe(p, i, gi)
+                g = p.grad
+                if not isinstance(g, Tensor):
+                    raise ValueError(f"{name}: the .grad of {what} is a {type(g).__name__}, not "
+                                     "a Tensor; nothing was changed")
+                if g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
                     raise ValueError(
-                        f"{type(self).__name__}.step: parameter of shape {p.shape}, dtype "
-                        f"{p.dtype} on {p.device} has a gradient of shape {tuple(g.shape)}, dtype "
-                        f"{g.dtype} on {p.grad.device}")
-                if p not in self.state:  # lazily, on the parameter's device
-                    self.state[p] = self.init_state(p.data, group)
-                self.update(p.data, g, self.state[p], group)
-                p._version[0] += 1
-        return loss
+                        f"{name}: {what} of shape {p.shape}, dtype {p.dtype} on {p.device} has "
+                        f"a gradient of shape {g.shape}, dtype {g.dtype} on {g.device}; nothing "
+                        "was changed")
+                if p in self.state:
+                    problems = self._state_problems(self.state[p], p, group, exact=True)
+                    if problems:
+                        raise ValueError(f"{name}: the state of {what} " + "; ".join(problems)
+                                         + "; nothing was changed")
+                todo.append((p, group))
+        return todo
+
+    def _state_problems(self, entry, p, group, exact):
+        """What is wrong with one parameter's state ``entry`` under ``group`` (a list of phrases).
+        Arrays must have the parameter's shape and a floating dtype; with ``exact`` (a state in
+        use, not one about to be converted) also its dtype and device."""
+        if not isinstance(entry, dict):
+            return [f"is a {type(entry).__name__}, not a dict"]
+        problems = [f"has no {k!r}" for k in self.required_state(group) if k not in entry]
+        for k, v in entry.items():
+            is_array = hasattr(v, "shape") and hasattr(v, "dtype")
+            if self.state_arrays is None:  # a rule that does not name its state
+                if is_array and v.ndim > 0 and tuple(v.shape) != p.shape:
+                    problems.append(f"{k!r} has shape {tuple(v.shape)}, the parameter has shape "
+                                    f"{p.shape}")
+            elif k in self.state_counters:
+                if not _is_count(v):
+                    problems.append(f"{k!r} is {v!r}, not an int >= 0")
+            elif k not in self.state_arrays:
+                known = sorted(self.state_arrays + self.state_counters)
+                problems.append(f"has an unknown {k!r} ({type(self).__name__} keeps {known})")
+            elif not is_array:
+                problems.append(f"{k!r} is a {type(v).__name__}, not an array")
+            elif tuple(v.shape) != p.shape:
+                problems.append(f"{k!r} has shape {tuple(v.shape)}, the parameter has shape "
+                                f"{p.shape}")
+            elif v.dtype.kind != "f":
+                problems.append(f"{k!r} has dtype {v.dtype}, not a floating one")
+            elif exact and (v.dtype != p.dtype or device_of(v) != p.device):
+                problems.append(f"{k!r} is {v.dtype} on {device_of(v)}, the parameter {p.dtype} "
+                                f"on {p.device} (move the optimizer state with the model)")
+        return problems
 
     # ---- saving and resuming ------------------------------------------------------------------
     def state_dict(self):
@@ -146,51 +223,95 @@ class Optimizer:
                            "params": indices})
         return {"state": state, "param_groups": groups}
 
-    def load_state_dict(self, state_dict):
-        """Restore hyperparameters and per-parameter state saved by :meth:`state_dict`.
-
-        Everything is checked first (number of groups and parameters, hyperparameter names,
-        state shapes), so a mismatch raises ValueError and leaves the optimizer unchanged.
-        Arrays are copied to each parameter's device and dtype; keys may be ints or strings
-        (a file format may have turned them into strings).
-        """
+    def _validate_state_dict(self, state_dict):
+        """Check ``state_dict`` against this optimizer, changing nothing; raise ValueError naming
+        each problem (see :meth:`load_state_dict`). Returns what loading applies: the new
+        hyperparameters of each group and {parameter: state}, with arrays not yet converted."""
         name = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
             raise ValueError(f"{name}: expected a dict with keys 'state' and 'param_groups'")
-        saved_groups = list(state_dict["param_groups"])
+        saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        if not isinstance(saved_groups, (list, tuple)) or not all(
+                isinstance(g, dict) and isinstance(g.get("params"), (list, tuple))
+                for g in saved_groups):
+            raise ValueError(f"{name}: 'param_groups' must be a list of dicts, each with a "
+                             "list 'params'")
+        if not isinstance(saved_state, dict):
+            raise ValueError(f"{name}: 'state' must be a dict, not {type(saved_state).__name__}")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}: the state dict has {len(saved_groups)} parameter groups, "
                              f"this optimizer has {len(self.param_groups)}")
-        params, new_groups = [], []
+        problems, new_groups, by_index = [], [], {}
         for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(f"{name}: group {i} has {len(saved['params'])} parameters in the "
-                                 f"state dict and {len(group['params'])} in this optimizer")
+                problems.append(f"group {i} has {len(saved['params'])} parameters in the state "
+                                f"dict and {len(group['params'])} in this optimizer")
+                continue
             keys, ours = set(saved) - {"params"}, set(group) - {"params"}
             if keys != ours:
-                raise ValueError(f"{name}: group {i} has hyperparameters {sorted(keys)} in the "
-                                 f"state dict but {sorted(ours)} here (another optimizer's state?)")
+                problems.append(f"group {i} has hyperparameters {sorted(keys)} in the state dict "
+                                f"but {sorted(ours)} here (another optimizer's state?)")
+                continue
             new = {k: _like(group[k], saved[k]) for k in keys}
-            self.check_hyperparameters(new)
+            try:
+                self.check_hyperparameters(new)
+            except ValueError as e:
+                problems.append(f"group {i}: {e}")
             new_groups.append(new)
-            params += [(int(j), p) for j, p in zip(saved["params"], group["params"])]
-        by_index = dict(params)
+            for j, p in zip(saved["params"], group["params"]):
+                index = _index(j)
+                if index is None or index in by_index:
+                    problems.append(f"group {i} lists parameter index {j!r}, which is "
+                                    + ("not an int" if index is None else "listed twice"))
+                else:
+                    by_index[index] = (p, new)  # the new hyperparameters say what state it needs
+        if problems:
+            raise ValueError(f"{name}: nothing was loaded because of:\n  " + "\n  ".join(problems))
         new_state = {}
-        for j, values in state_dict["state"].items():
-            p = by_index.get(int(j))
+        for j, entry in saved_state.items():
+            p, group = by_index.get(_index(j), (None, None))
             if p is None:
-                raise ValueError(f"{name}: state for parameter {j}, which no group lists")
-            entry = {}
-            for k, v in values.items():
-                if hasattr(v, "shape") and getattr(v, "ndim", 0) > 0:
-                    if tuple(v.shape) != p.shape:
-                        raise ValueError(f"{name}: state {k!r} of parameter {j} has shape "
-                                         f"{tuple(v.shape)}, the parameter has shape {p.shape}")
-                    v = to_device(v, p.device).astype(p.dtype, copy=True)
-                elif hasattr(v, "shape"):  # a 0-d array: a number that went through a file
-                    v = v.item()
-                entry[k] = v
-            new_state[p] = entry
+                problems.append(f"state for parameter {j!r}, which no group lists")
+            elif p in new_state:
+                problems.append(f"two states for parameter {_index(j)} (keys {j!r} and another)")
+            else:
+                found = self._state_problems(entry, p, group, exact=False)
+                problems += [f"state of parameter {j!r} {x}" for x in found]
+                if not found:
+                    new_state[p] = {k: self._loaded_value(k, v, p) for k, v in entry.items()}
+        if problems:
+            raise ValueError(f"{name}: nothing was loaded because of:\n  " + "\n  ".join(problems))
+        return new_groups, new_state
+
+    def _loaded_value(self, key, v, p):
+        """A state value as a file gave it back: counters and other numbers that went through a
+        file as 0-d arrays become Python numbers; arrays stay arrays (0-d ones of a 0-d
+        parameter too)."""
+        if not hasattr(v, "shape"):
+            return v
+        if key in self.state_counters:
+            return int(v)
+        if self.state_arrays is not None and key in self.state_arrays:
+            return v
+        return v.item() if v.ndim == 0 and p.ndim > 0 else v
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and per-parameter state saved by :meth:`state_dict`.
+
+        Everything is checked first, by :meth:`_validate_state_dict`: the number of groups and
+        of parameters in each, hyperparameter names and values, parameter indices (ints, each
+        listed once, every state for a listed one), and each state against its parameter: the
+        names the rule needs under the loaded hyperparameters (Adam's ``exp_avg_sq``), no names
+        it does not know, arrays of the parameter's shape with a floating dtype, counters that
+        are ints >= 0. A problem raises ValueError naming the key; then nothing was changed.
+        Arrays are copied to each parameter's device and dtype; keys may be ints or strings
+        (a file format may have turned them into strings).
+        """
+        new_groups, new_state = self._validate_state_dict(state_dict)
+        # convert (copy) every array before changing anything, so a failed copy changes nothing
+        new_state = {p: {k: to_device(v, p.device).astype(p.dtype, copy=True)
+                         if hasattr(v, "shape") else v for k, v in entry.items()}
+                     for p, entry in new_state.items()}
         for group, new in zip(self.param_groups, new_groups):
             group.update(new)
         self.state = new_state
@@ -213,11 +334,34 @@ class _Required:
 _required = _Required()
 
 
+def _describe(p, i, group_index):
+    name = f" ({p.name!r})" if p.name else ""
+    return f"parameter {i} of group {group_index}{name}"
+
+
+def _is_count(v):
+    """An int >= 0: a Python or NumPy int, or a 0-d integer array (as a file gives it back)."""
+    if hasattr(v, "dtype") and getattr(v, "ndim", 0) == 0 and v.dtype.kind in "iu":
+        v = v.item()
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+
+
+def _index(j):
+    """A parameter index as an int (a file format may give "3" or a NumPy int), else None."""
+    if isinstance(j, str) and j.isascii() and j.isdigit():
+        return int(j)
+    if isinstance(j, numbers.Integral) and not isinstance(j, bool):
+        return int(j)
+    return None
+
+
 def _like(current, loaded):
     """A loaded hyperparameter in the type of the current one (a file format may turn tuples
     into lists and numbers into 0-d arrays)."""
     if hasattr(loaded, "shape") and loaded.ndim == 0:
         loaded = loaded.item()
-    if isinstance(current, tuple):
+    if isinstance(current, tuple) and isinstance(loaded, (list, tuple)):
+        if len(loaded) != len(current):  # keep every element, so the check sees the length
+            return tuple(loaded)
         return tuple(_like(c, x) for c, x in zip(current, loaded))
     return loaded

@@ -27,6 +27,8 @@ class SGD(Optimizer):
     Reference: Sutskever et al., "On the importance of initialization and momentum", ICML 2013.
     """
 
+    state_arrays = ("momentum_buffer",)  # made on the first step with momentum, so not required
+
     def __init__(self, params, lr=_required, momentum=0.0, nesterov=False, weight_decay=0.0,
                  dampening=0.0):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
