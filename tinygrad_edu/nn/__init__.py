@@ -6,9 +6,10 @@
   BCEWithLogitsLoss (each with ``reduction`` "mean", "sum" or "none");
 * :mod:`.functional` (also ``nn.F``): the stateless functions the layers and losses call;
 * :mod:`.init`: initializers (Lasagne's formulas, PyTorch's names);
-* :mod:`.utils`: gradient clipping and weight penalties.
+* :mod:`.utils`: gradient clipping (``torch.nn.utils``);
+* :mod:`.regularization`: L1/L2 weight penalties for the loss (``lasagne.regularization``).
 """
-from . import functional, init, utils
+from . import functional, init, regularization, utils
 from . import functional as F
 from .module import Module, Parameter
 from .layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, Linear,
@@ -18,4 +19,4 @@ from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss,
 __all__ = ["Module", "Parameter", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout",
            "BatchNorm1d", "BatchNorm2d", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
            "Flatten", "Sequential", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss",
-           "BCELoss", "BCEWithLogitsLoss", "functional", "F", "init", "utils"]
+           "BCELoss", "BCEWithLogitsLoss", "functional", "F", "init", "regularization", "utils"]

@@ -1,11 +1,10 @@
-"""Gradient clipping and weight penalties.
+"""Gradient clipping, PyTorch's ``torch.nn.utils``. (Weight penalties are in
+:mod:`tinygrad_edu.nn.regularization`.)
 
 Clipping acts on the ``.grad`` of parameters between ``backward()`` and ``optimizer.step()``;
-it replaces each ``.grad`` by a new tensor instead of scaling it in place, because gradients of
-different leaves may share memory. Penalties are built from Tensor ops, so they are added to the
-loss and differentiated with it::
+it replaces each ``.grad`` by a new tensor instead of scaling it in place, so nothing that
+shares memory with a gradient changes::
 
-    loss = F.cross_entropy(model(x), y) + 1e-4 * l2_penalty(weights)
     loss.backward()
     clip_grad_norm_(model.parameters(), max_norm=5.0)
     optimizer.step()
@@ -71,37 +70,4 @@ def clip_grad_value_(parameters, clip_value):
         p.grad = Tensor._wrap(get_xp(p.grad.data).clip(p.grad.data, -clip_value, clip_value))
 
 
-def _penalty(tensors, reduction, term, name):
-    if reduction not in ("mean", "sum"):
-        raise ValueError(f"{name}: reduction must be 'mean' or 'sum', got {reduction!r}")
-    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
-    if not tensors:
-        raise ValueError(f"{name}: no tensors given")
-    total = None
-    for w in tensors:
-        t = term(w)
-        t = t.mean() if reduction == "mean" else t.sum()
-        total = t if total is None else total + t
-    return total
-
-
-def l1_penalty(tensors, reduction="mean"):
-    """``sum over tensors W of mean(|W|)`` (``reduction="sum"``: of sum(|W|)), a 0-d Tensor.
-
-    The Theano tutorials add ``l1 * mean|W| + l2 * mean W^2`` to the loss, which is
-    ``l1 * l1_penalty(Ws) + l2 * l2_penalty(Ws)``; ``lasagne.regularization.l1`` sums instead
-    (``reduction="sum"``). The gradient of |w| at 0 is 0.
-    """
-    return _penalty(tensors, reduction, lambda w: w.abs(), "l1_penalty")
-
-
-def l2_penalty(tensors, reduction="mean"):
-    """``sum over tensors W of mean(W^2)`` (``reduction="sum"``: of sum(W^2), as
-    ``lasagne.regularization.l2``), a 0-d Tensor. There is no factor 1/2: the gradient of
-    ``c * l2_penalty(W, "sum")`` is ``2 c W``, so it matches an optimizer's
-    ``weight_decay=2c`` (see :class:`tinygrad_edu.optim.SGD`).
-    """
-    return _penalty(tensors, reduction, lambda w: w * w, "l2_penalty")
-
-
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "l1_penalty", "l2_penalty"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_"]
