@@ -7,8 +7,8 @@
 """
 import numpy as np
 
-from .tensor import (Function, Tensor, enable_grad, from_dlpack, from_numpy, grad, inference_mode,
-                     is_grad_enabled, no_grad, set_grad_enabled, tensor)
+from .tensor import (Function, Tensor, enable_grad, grad, inference_mode, is_grad_enabled, no_grad,
+                     set_grad_enabled)
 from .debug import detect_anomaly
 from . import ops  # binds the ops to Tensor methods and operators
 from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp, clip, clone,
@@ -16,8 +16,9 @@ from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp
                   maximum, mean, min, minimum, mul, neg, pad, permute, pow, relu, reshape,
                   sigmoid, sqrt, squeeze, stack, sub, sum, sum_to, tanh, transpose, unsqueeze,
                   var, where)
-from .creation import (arange, eye, full, full_like, manual_seed, ones, ones_like, rand,
-                       rand_like, randn, randn_like, zeros, zeros_like)
+from .creation import (arange, eye, from_dlpack, from_numpy, full, full_like, get_rng_state,
+                       manual_seed, ones, ones_like, rand, rand_like, randn, randn_like,
+                       set_rng_state, tensor, zeros, zeros_like)
 from .backend import cuda_available
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import viz

@@ -165,26 +165,6 @@ def _forward_result(cls, out):
                     "must return one NumPy or CuPy array")
 
 
-def tensor(data, dtype=None, device=None, requires_grad=False):
-    """A new Tensor holding a copy of ``data`` (``torch.tensor``); the same rules as ``Tensor``."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
-
-
-def from_numpy(array):
-    """A Tensor sharing memory with a NumPy array (``torch.from_numpy``): a change to one is
-    seen in the other, an optimizer step included."""
-    if not isinstance(array, np.ndarray):
-        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
-    return Tensor._wrap(as_array(array, None, None, copy=False))
-
-
-def from_dlpack(obj):
-    """A Tensor sharing memory with any DLPack producer (a NumPy, CuPy or PyTorch tensor)."""
-    device_type = obj.__dlpack_device__()[0]
-    xp = np if device_type == 1 else get_xp("cuda")  # 1 is DLPack's kDLCPU
-    return Tensor._wrap(as_array(xp.from_dlpack(obj), None, None, copy=False))
-
-
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -193,7 +173,7 @@ class Tensor:
     Conversion rules (also in the README): NumPy/CuPy arrays keep their dtype; Python floats and
     float lists become float32, Python ints int64, bools bool. ``device`` defaults to where the
     data already lives ("cpu" for Python data). The data is always copied, as ``torch.tensor``
-    does, so the caller's array never changes behind their back; :func:`from_numpy` shares it.
+    does, so the caller's array never changes behind their back; ``tg.from_numpy`` shares it.
     """
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_version", "name", "__weakref__")
     __array_ufunc__ = None  # make `np.float64(2) * t` call Tensor.__rmul__, not NumPy

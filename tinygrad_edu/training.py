@@ -1,18 +1,29 @@
 """The tutorials' training loop, made reusable: a few plain functions, not a framework.
 
-    history = fit(model, optimizer, (X_train, y_train), (X_valid, y_valid), epochs=20)
+    history = fit(model, optimizer, mnist("train"), mnist("valid"), epochs=20)
 
-One epoch = shuffle, then for each mini-batch: forward, loss, zero_grad, backward, step. After
-each epoch the model is evaluated on the validation set, a line of the classic table is printed
-(epoch, seconds, train loss/accuracy, validation loss/accuracy), a checkpoint is written, and
-early stopping decides whether to go on. Read :func:`train_epoch` first: it is the whole idea.
+``train`` and ``valid`` are anything a :class:`~tinygrad_edu.data.DataLoader` accepts: a pair of
+arrays ``(X, y)``, an MNIST split, or a Dataset of ``(input, target)`` samples. The loader yields
+Tensors, which are moved to ``device`` here. One epoch = shuffle, then for each mini-batch:
+forward, loss, zero_grad, backward, step. After each epoch the model is evaluated on the
+validation set, a line of the classic table is printed (epoch, seconds, train loss/accuracy,
+validation loss/accuracy), a checkpoint is written, and early stopping decides whether to go on.
+Read :func:`train_epoch` first: it is the whole idea.
+
+Safety: every argument and the whole checkpoint to resume from are checked before anything
+changes; a loss that is not finite stops training *before* the step, so the model keeps the
+parameters of the last good step.
 """
 import math
+import numbers
 import os
+import sys
+import tempfile
 import time
 
 from . import nn
-from .creation import manual_seed
+from .backend import check_device, get_xp
+from .creation import _parse_rng_state, get_rng_state, manual_seed, set_rng_state
 from .data import DataLoader
 from .serialization import load, save
 from .tensor import Tensor, no_grad
@@ -20,9 +31,32 @@ from .tensor import Tensor, no_grad
 F = nn.functional
 
 
+class _PlainProgress:
+    """What a progress bar becomes when stderr is not a terminal (a log file, a pipe): one line
+    at each quarter of the epoch, instead of a redraw every 0.1 s."""
+
+    def __init__(self, iterable, total, desc, file):
+        self.iterable, self.total, self.desc, self.file = iterable, total, desc, file
+        self.postfix = ""
+
+    def set_postfix(self, **values):
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+
+    def __iter__(self):
+        marks = {math.ceil(self.total * q) for q in (0.25, 0.5, 0.75)} - {0, self.total}
+        t0 = time.perf_counter()
+        for i, item in enumerate(self.iterable, 1):
+            yield item
+            if i in marks:
+                print(f"{self.desc}: {i}/{self.total} batches, {self.postfix}, "
+                      f"{time.perf_counter() - t0:.1f} s", file=self.file, flush=True)
+
+
 def _progress(iterable, total, desc, enabled):
     if not enabled:
         return iterable
+    if not getattr(sys.stderr, "isatty", lambda: False)():
+        return _PlainProgress(iterable, total, desc, sys.stderr)
     try:
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is a dependency, but the loop must not need it
@@ -30,44 +64,117 @@ def _progress(iterable, total, desc, enabled):
     return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
+def _to(batch, device):
+    """A batch on ``device``: a Tensor is moved (not copied when it is there); arrays wrapped."""
+    return batch.to(device) if isinstance(batch, Tensor) else Tensor(batch, device=device)
+
+
+def _non_finite(t):
+    """'NaN' or 'inf' when the floating-point tensor ``t`` holds one, else None."""
+    a = t.data
+    if a.dtype.kind != "f":
+        return None
+    xp = get_xp(a)
+    if bool(xp.isfinite(a).all()):
+        return None
+    return "NaN" if bool(xp.isnan(a).any()) else "inf"
+
+
+def _check_step(x, y, value, desc, batch):
+    """Raise FloatingPointError when the loss ``value`` is NaN/inf, naming the cause."""
+    if math.isfinite(value):
+        return
+    where = f"{desc}, batch {batch}"
+    for name, t in (("input", x), ("target", y)):
+        bad = _non_finite(t)
+        if bad:
+            raise FloatingPointError(
+                f"{where}: the {name} batch holds {bad}, so the loss is {value}; the data are at "
+                f"fault, not the learning rate (check np.isfinite on them). The parameters are "
+                f"those of the last good step")
+    raise FloatingPointError(
+        f"{where}: the training loss became {value}; the parameters are those of the last good "
+        f"step (this batch was not stepped): lower the learning rate, or find the op that "
+        f"overflows with tg.detect_anomaly()")
+
+
+def _check_gradients(model, value, desc, batch):
+    for name, p in model.named_parameters():
+        bad = None if p.grad is None else _non_finite(p.grad)
+        if bad:
+            raise FloatingPointError(
+                f"{desc}, batch {batch}: the gradient of {name} holds {bad} although the loss "
+                f"({value:.4g}) is finite; the parameters are those of the last good step: "
+                f"lower the learning rate, or clip the gradients")
+
+
 def train_epoch(model, optimizer, loader, loss_fn=F.cross_entropy, device="cpu", progress=False,
                 desc="train"):
-    """One pass over ``loader``; returns (mean loss, accuracy) over the batches seen."""
+    """One pass over ``loader`` (batches ``(xb, yb)`` of Tensors or arrays); returns (mean loss,
+    accuracy) over the batches seen.
+
+    The loss is checked before backward and the gradients before the step: a NaN or inf raises
+    FloatingPointError and leaves the parameters, the optimizer and the buffers (batch norm's
+    running statistics, which the forward pass updates) as the last good step left them.
+    """
     model.train()
     total_loss, correct, count = 0.0, 0, 0
     bar = _progress(loader, len(loader), desc, progress)
-    for xb, yb in bar:
-        x, y = Tensor(xb, device=device), Tensor(yb, device=device)
+    buffers = list(model.buffers())
+    for batch, (xb, yb) in enumerate(bar, 1):
+        x, y = _to(xb, device), _to(yb, device)
+        saved = [b.data.copy() for b in buffers]  # small: batch norm's running statistics
         logits = model(x)
         loss = loss_fn(logits, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
         value = loss.item()
-        if not math.isfinite(value):
-            raise FloatingPointError(f"training loss became {value}; lower the learning rate")
-        total_loss += value * len(yb)
+        try:
+            _check_step(x, y, value, desc, batch)
+            optimizer.zero_grad()
+            loss.backward()
+            _check_gradients(model, value, desc, batch)
+        except FloatingPointError:
+            with no_grad():
+                for b, array in zip(buffers, saved):
+                    b.copy_(array)
+            raise
+        optimizer.step()
+        total_loss += value * len(y)
         correct += int((logits.data.argmax(axis=1) == y.data).sum())
-        count += len(yb)
+        count += len(y)
         if bar is not loader:
             bar.set_postfix(loss=f"{total_loss / count:.4f}")
     return total_loss / max(count, 1), correct / max(count, 1)
 
 
-def evaluate(model, X, y, loss_fn=F.cross_entropy, batch_size=1000, device="cpu"):
-    """(mean loss, accuracy) of ``model`` on arrays X, y, in evaluation mode, without a tape."""
+def _check_int(name, value, fn, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        need = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{fn}: {name} must be {need}, got {value!r}")
+    return int(value)
+
+
+def evaluate(model, X, y=None, loss_fn=F.cross_entropy, batch_size=1000, device="cpu"):
+    """(mean loss, accuracy) of ``model`` on arrays ``X, y`` (or, with ``y`` None, on anything a
+    DataLoader accepts, such as ``mnist("test")``), in evaluation mode, without a tape."""
+    batch_size = _check_int("batch_size", batch_size, "evaluate")
+    device = check_device(device)
+    loader = DataLoader(X, y, batch_size=batch_size)
+    if loader._single:
+        raise TypeError("evaluate: needs targets: pass X, y, or (X, y), or a Dataset of pairs")
     was_training = model.training
     model.eval()
-    total_loss, correct = 0.0, 0
-    with no_grad():
-        for start in range(0, len(X), batch_size):
-            xb = Tensor(X[start:start + batch_size], device=device)
-            yb = Tensor(y[start:start + batch_size], device=device)
-            logits = model(xb)
-            total_loss += loss_fn(logits, yb, reduction="sum").item()
-            correct += int((logits.data.argmax(axis=1) == yb.data).sum())
-    model.train(was_training)
-    return total_loss / max(len(X), 1), correct / max(len(X), 1)
+    total_loss, correct, count = 0.0, 0, 0
+    try:
+        with no_grad():
+            for xb, yb in loader:
+                xb, yb = xb.to(device), yb.to(device)
+                logits = model(xb)
+                total_loss += loss_fn(logits, yb, reduction="sum").item()
+                correct += int((logits.data.argmax(axis=1) == yb.data).sum())
+                count += len(yb)
+    finally:
+        model.train(was_training)
+    return total_loss / max(count, 1), correct / max(count, 1)
 
 
 class History:
@@ -126,32 +233,142 @@ def _row(r):
             f"{fmt(r['valid_acc'], '>10.2%')}")
 
 
+def _pairs(data, what):
+    """A DataLoader over ``data`` (checked now, not after an epoch), which must give pairs."""
+    loader = DataLoader(data, batch_size=1)
+    if loader._single:
+        raise TypeError(f"fit: {what} must give (input, target) pairs: (X, y), an MNIST split or "
+                        f"a Dataset of pairs; got one array, of shape "
+                        f"{tuple(loader.dataset.tensors[0].shape)}")
+    return loader.dataset
+
+
+def _prepare_directory(path):
+    """Make the checkpoint's folder (missing folders are created, as ``mkdir -p`` would) and
+    check that a file can be written there, so a bad path fails now, not after an epoch."""
+    if os.path.isdir(path):
+        raise ValueError(f"fit: checkpoint {path!r} is a directory; give a file name in it")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as e:
+        raise OSError(f"fit: cannot write the checkpoint {path!r}: {e.strerror or e} "
+                      f"({directory!r})") from e
+
+
+def _check_scheduler_state(scheduler, optimizer, sd):
+    validate = getattr(scheduler, "_validate_state_dict", None)
+    if validate is not None:
+        return validate(sd)
+    # the checks of LRScheduler.load_state_dict, made before anything is loaded
+    if not isinstance(sd, dict) or not set(sd) <= set(scheduler.state_dict()) \
+            or len(sd.get("base_lrs", ())) != len(optimizer.param_groups):
+        raise ValueError(f"the scheduler part does not fit this {type(scheduler).__name__}")
+
+
+# what fit writes; "epoch" and "rng" came later, so a checkpoint without them still resumes
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "history", "best_loss", "best_state",
+                   "best_epoch")
+
+
+def _check_checkpoint(state, path, model, optimizer, scheduler):
+    """Check every part of a checkpoint written by :func:`fit` against this model, optimizer and
+    scheduler, changing nothing; raise ValueError naming the part that is missing or wrong."""
+    def bad(message):
+        return ValueError(f"fit: cannot resume from {path!r}: {message}")
+    if not isinstance(state, dict):
+        raise bad(f"it holds a {type(state).__name__}, not a fit checkpoint")
+    missing = [k for k in CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise bad("it has no " + ", ".join(map(repr, missing)) + " part (it holds "
+                  + ", ".join(map(repr, state)) + "); was it written by fit?")
+    history = state["history"]
+    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history) \
+            or [r.get("epoch") for r in history] != list(range(1, len(history) + 1)):
+        raise bad("'history' is not the list of records of epochs 1, 2, ...")
+    if state.get("epoch", len(history)) != len(history):
+        raise bad(f"'epoch' is {state['epoch']!r} but the history has {len(history)} epochs")
+    if not isinstance(state["best_epoch"], int) or not 0 <= state["best_epoch"] <= len(history) \
+            or not isinstance(state["best_loss"], (int, float)):
+        raise bad("'best_epoch' or 'best_loss' is not a number of this run")
+    if (scheduler is None) != (state["scheduler"] is None):
+        raise bad("the checkpoint has " + ("no" if state["scheduler"] is None else "a")
+                  + " scheduler part, but fit was given " + ("one" if scheduler else "none"))
+    parts = [("model", model._validate_state_dict, state["model"]),
+             ("best_state", model._validate_state_dict, state["best_state"]),
+             ("optimizer", optimizer._validate_state_dict, state["optimizer"]),
+             ("scheduler", lambda sd: _check_scheduler_state(scheduler, optimizer, sd),
+              state["scheduler"]),
+             ("rng", _parse_rng_state, state.get("rng"))]
+    for part, check, value in parts:
+        if value is not None:
+            try:
+                check(value)
+            except (TypeError, ValueError) as e:
+                raise bad(f"its {part!r} part is wrong: {e}") from e
+
+
 def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_fn=F.cross_entropy,
         scheduler=None, patience=None, checkpoint=None, resume=False, transform=None, seed=0,
         device="cpu", progress=True, verbose=True):
-    """Train ``model`` on ``train = (X, y)`` for ``epochs`` epochs; returns a :class:`History`.
+    """Train ``model`` on ``train`` for ``epochs`` epochs; returns a :class:`History`.
 
-    * ``valid=(X, y)``: evaluated after each epoch; with ``patience=k`` training stops after k
-      epochs without a lower validation loss, and the best parameters are put back.
-    * ``checkpoint=path``: model, optimizer, scheduler, history and early-stopping state are saved
-      there after every epoch (atomically, via ``tg.save``); ``resume=True`` continues from it.
+    * ``train``, ``valid``: ``(X, y)`` arrays, an MNIST split, or a Dataset of pairs. ``valid``
+      is evaluated after each epoch; with ``patience=k`` training stops after k epochs without
+      a lower validation loss, and the best parameters are put back.
+    * ``checkpoint=path``: model, optimizer, scheduler, history, early-stopping state, epoch
+      and random state are saved there after every epoch (atomically, via ``tg.save``); missing
+      folders are created, and a path that cannot be written is an error before training.
+      ``resume=True`` continues from it (or starts afresh when the file does not exist yet);
+      the whole checkpoint is checked before the model or optimizer is touched.
       Each epoch reseeds the shuffling and ``tg.manual_seed(seed + epoch)``, so a resumed run
-      repeats exactly what the uninterrupted one would have done.
+      repeats exactly what the uninterrupted one would have done; the random state is
+      restored too, so after fit it is what the uninterrupted run would leave.
     * ``transform``: applied to each training batch of images (e.g. random shifts).
+    * ``progress``: a tqdm bar on a terminal; in a log file, a few plain lines per epoch.
+
+    A loss that becomes NaN or inf raises FloatingPointError before the step (see
+    :func:`train_epoch`); the checkpoint then holds the last epoch that finished.
     """
-    if patience is not None and valid is None:
-        raise ValueError("fit: early stopping (patience) needs a validation set")
-    X, y = train
+    epochs = _check_int("epochs", epochs, "fit", minimum=0)
+    batch_size = _check_int("batch_size", batch_size, "fit")
+    seed = _check_int("seed", seed, "fit", minimum=0)
+    if patience is not None:
+        patience = _check_int("patience", patience, "fit")
+        if valid is None:
+            raise ValueError("fit: early stopping (patience) needs a validation set")
+    if resume and not checkpoint:
+        raise ValueError("fit: resume=True needs checkpoint=path, the file to resume from")
+    if not callable(loss_fn):
+        raise TypeError(f"fit: loss_fn must be callable, got {loss_fn!r}")
+    if transform is not None and not callable(transform):
+        raise TypeError(f"fit: transform must be callable, got {transform!r}")
+    device = check_device(device)
+    train_set = _pairs(train, "train")
+    valid_set = None if valid is None else _pairs(valid, "valid")
+    checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+
     history, start_epoch = History(), 1
     best = {"loss": float("inf"), "state": None, "epoch": 0}
-    if resume and checkpoint and os.path.exists(checkpoint):
+    state = None
+    if resume and os.path.exists(checkpoint):
         state = load(checkpoint)
-        model.load_state_dict(state["model"])
+        _check_checkpoint(state, checkpoint, model, optimizer, scheduler)
+    if checkpoint:
+        _prepare_directory(checkpoint)
+    # ---- from here on, things change
+    if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
+        if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
+        model.load_state_dict(state["model"])
+        if state.get("rng") is not None:
+            set_rng_state(state["rng"])
         history = History(state["history"])
-        best = {"loss": state["best_loss"], "state": state["best_state"], "epoch": state["best_epoch"]}
+        best = {"loss": state["best_loss"], "state": state["best_state"],
+                "epoch": state["best_epoch"]}
         start_epoch = len(history) + 1
         if verbose:
             print(f"resumed from {checkpoint} after epoch {start_epoch - 1}")
@@ -163,7 +380,7 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
         if patience is not None and (epoch - 1) - best["epoch"] >= patience:
             break  # `patience` epochs in a row without a better validation loss
         manual_seed(seed + epoch)
-        loader = DataLoader(X, y, batch_size=batch_size, shuffle=True, seed=seed + epoch,
+        loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed + epoch,
                             transform=transform)
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(model, optimizer, loader, loss_fn, device,
@@ -171,7 +388,7 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
         seconds = time.perf_counter() - t0
         valid_loss = valid_acc = None
         if valid is not None:
-            valid_loss, valid_acc = evaluate(model, *valid, loss_fn=loss_fn, device=device)
+            valid_loss, valid_acc = evaluate(model, valid_set, loss_fn=loss_fn, device=device)
         record = dict(epoch=epoch, seconds=seconds, lr=optimizer.param_groups[0]["lr"],
                       train_loss=train_loss, train_acc=train_acc,
                       valid_loss=valid_loss, valid_acc=valid_acc)
@@ -183,10 +400,15 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
         if valid_loss is not None and valid_loss < best["loss"]:
             best = {"loss": valid_loss, "state": model.state_dict(), "epoch": epoch}
         if checkpoint:
+            try:
+                rng = get_rng_state()
+            except NotImplementedError:  # a GPU generator whose state CuPy does not expose:
+                rng = None               # the per-epoch reseeding still makes resuming exact
             save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                   "scheduler": None if scheduler is None else scheduler.state_dict(),
                   "history": history.records, "best_loss": best["loss"],
-                  "best_state": best["state"], "best_epoch": best["epoch"]}, checkpoint)
+                  "best_state": best["state"], "best_epoch": best["epoch"],
+                  "epoch": epoch, "rng": rng}, checkpoint)
     if patience is not None and best["state"] is not None:
         model.load_state_dict(best["state"])
         if verbose and best["epoch"] != len(history):
@@ -194,7 +416,7 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
     return history
 
 
-def accuracy(model, X, y, device="cpu"):
+def accuracy(model, X, y=None, device="cpu"):
     """Fraction of correctly classified examples."""
     return evaluate(model, X, y, device=device)[1]
 

@@ -23,7 +23,7 @@ def test_loader_visits_every_row_once_per_epoch():
         batches = list(loader)
         assert [len(yb) for _, yb in batches] == [10] * 10 + [3]
         for xb, yb in batches:
-            np.testing.assert_array_equal(xb, X[yb])  # rows stay paired with their labels
+            np.testing.assert_array_equal(xb.numpy(), X[yb.numpy()])  # rows keep their labels
         seen = np.concatenate([yb for _, yb in batches])
         np.testing.assert_array_equal(np.sort(seen), y)
         epochs.append(seen.tolist())
