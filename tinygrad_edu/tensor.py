@@ -141,8 +141,9 @@ class Function:
             y._ctx = ctx
         if cls.is_view:  # a view shares its base's memory, so it shares its version counter too
             y._version = inputs[0]._version
-        for hook in _GradMode.hooks:
-            hook.forward(ctx, y)
+        if _GradMode.hooks:
+            for hook in _GradMode.hooks:
+                hook.forward(ctx, y)
         return y
 
     def free(ctx):
@@ -434,10 +435,9 @@ def _call_backward(ctx, gy, y):
     return gxs
 
 
-def _check_gradient(ctx, i, x, gx):
-    if gx.shape != x.shape or gx.dtype != x.dtype:
-        raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {gx.shape} "
-                           f"and dtype {gx.dtype} for input {i} of shape {x.shape}, dtype {x.dtype}")
+def _bad_gradient(ctx, i, x, gx):
+    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {gx.shape} "
+                       f"and dtype {gx.dtype} for input {i} of shape {x.shape}, dtype {x.dtype}")
 
 
 def _backprop(roots, root_grads, retain_graph, create_graph, targets):
@@ -469,7 +469,8 @@ def _backprop(roots, root_grads, retain_graph, create_graph, targets):
                     if gx is None or not x.requires_grad or (run is not None
                                                              and id(x) not in on_path):
                         continue
-                    _check_gradient(ctx, i, x, gx)
+                    if gx.shape != x.shape or gx.dtype != x.dtype:
+                        _bad_gradient(ctx, i, x, gx)
                     pending[id(x)] = pending[id(x)] + gx if id(x) in pending else gx
                 if not retain_graph:
                     ctx.free()

@@ -33,18 +33,22 @@ def _operands(op, a, b):
 
 
 def _scalar(op, value, like):
-    if not isinstance(value, (bool, int, float, np.number, np.bool_, np.ndarray, list, tuple)) \
+    if not isinstance(value, (int, float)):  # (bools are ints) anything else: is it numeric?
+        _check_numeric(op, value, like)
+    elif like.dtype.kind != "f" and isinstance(value, float):
+        raise TypeError(f"{op}: a float operand with a {like.dtype} tensor; convert it with .float()")
+    return Tensor._wrap(get_xp(like.data).asarray(value, dtype=like.dtype))
+
+
+def _check_numeric(op, value, like):
+    if not isinstance(value, (np.number, np.bool_, np.ndarray, list, tuple)) \
             and not hasattr(value, "__cuda_array_interface__"):
         raise TypeError(f"{op}: unsupported operand of type {type(value).__name__} with a "
                         f"{like.dtype} tensor; expected a Tensor, a number or an array")
-    kind = "f" if isinstance(value, (bool, int, float)) else \
-        (value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype).kind
+    kind = (value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype).kind
     if kind not in "biuf":
         raise TypeError(f"{op}: operand of dtype kind {kind!r} ({type(value).__name__}); "
                         "expected real numbers or bools")
-    if like.dtype.kind != "f" and isinstance(value, float):
-        raise TypeError(f"{op}: a float operand with a {like.dtype} tensor; convert it with .float()")
-    return Tensor._wrap(get_xp(like.data).asarray(value, dtype=like.dtype))
 
 
 class Neg(Function):
