@@ -1,19 +1,18 @@
-"""What every MNIST example shares: command-line options, data loading and the final report.
+"""What the MNIST examples share: their command-line options and the tutorials' data split.
 
-Each example builds its model and optimizer and hands them to ``tg.training.fit``; this file
-only keeps the argument parsing and the printing out of their way.
+No training happens here. ``logistic_regression.py`` and ``mlp.py`` write the training loop out;
+the later examples call ``tg.training.fit`` themselves, with ``fit_options(args)``.
 """
 import argparse
-import time
 
-import tinygrad_edu as tg
-from tinygrad_edu.datasets import load_mnist
-from tinygrad_edu.training import evaluate, fit
+from tinygrad_edu.datasets import Split, load_mnist
 
 
-def make_parser(doc, epochs=10, lr=None, batch_size=128):
+def make_parser(doc, epochs=10, lr=None, batch_size=128, uses_fit=True):
     """The options of every MNIST example; ``doc`` (the example's docstring: its recipe and the
-    published figure) is the description. An example may add options before parsing."""
+    published figure) is the description. ``uses_fit=False`` leaves out what only ``fit``
+    provides (checkpoints, resuming, the plot, the progress bar). An example may add options
+    before parsing."""
     p = argparse.ArgumentParser(description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=int, default=epochs,
@@ -30,16 +29,17 @@ def make_parser(doc, epochs=10, lr=None, batch_size=128):
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights, the shuffling and dropout "
                         "(default: %(default)s)")
-    p.add_argument("--checkpoint", default=None, metavar="PATH",
-                   help="save a checkpoint to this file after every epoch (default: none)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --checkpoint PATH, or start afresh if "
-                        "that file does not exist yet (default: off)")
-    p.add_argument("--plot", default=None, metavar="PNG",
-                   help="save the learning curves to this PNG file, with matplotlib "
-                        "(default: no plot)")
-    p.add_argument("--no-progress", action="store_true",
-                   help="hide the progress bar (default: shown)")
+    if uses_fit:
+        p.add_argument("--checkpoint", default=None, metavar="PATH",
+                       help="save a checkpoint to this file after every epoch (default: none)")
+        p.add_argument("--resume", action="store_true",
+                       help="continue from the checkpoint in --checkpoint PATH, or start afresh "
+                            "if that file does not exist yet (default: off)")
+        p.add_argument("--plot", default=None, metavar="PNG",
+                       help="save the learning curves to this PNG file, with matplotlib "
+                            "(default: no plot)")
+        p.add_argument("--no-progress", action="store_true",
+                       help="hide the progress bar (default: shown)")
     return p
 
 
@@ -48,35 +48,24 @@ def parse_args(doc, argv=None, **defaults):
     also be a parser that an example extended. Exits with status 2 on a bad command line."""
     p = doc if isinstance(doc, argparse.ArgumentParser) else make_parser(doc, **defaults)
     args = p.parse_args(argv)
-    if args.resume and not args.checkpoint:
+    if getattr(args, "resume", False) and not args.checkpoint:
         p.error("--resume needs --checkpoint PATH, the checkpoint file to continue from")
     return args
 
 
 def data(args, flatten=True):
-    """MNIST with the tutorials' split: 50,000 train, 10,000 validation, 10,000 test."""
+    """MNIST with the tutorials' split, ``(train, valid, test)``, each a ``Split(X, y)`` of NumPy
+    arrays: 50,000, 10,000 and 10,000 images, or the slices that ``--limit`` asks for."""
     mnist = load_mnist(flatten=flatten)
-    train, valid, test = mnist.train, mnist.valid, mnist.test
-    if args.limit:
-        train = (train[0][:args.limit], train[1][:args.limit])
-        valid = (valid[0][:max(args.limit // 5, 100)], valid[1][:max(args.limit // 5, 100)])
-        test = (test[0][:max(args.limit // 5, 100)], test[1][:max(args.limit // 5, 100)])
-    return train, valid, test
+    if not args.limit:
+        return mnist.train, mnist.valid, mnist.test
+    n, m = args.limit, max(args.limit // 5, 100)
+    return (Split(*(a[:n] for a in mnist.train)), Split(*(a[:m] for a in mnist.valid)),
+            Split(*(a[:m] for a in mnist.test)))
 
 
-def run(model, optimizer, args, flatten=True, **fit_options):
-    """Train with the classic per-epoch table, then report the test accuracy."""
-    tg.manual_seed(args.seed)
-    train, valid, test = data(args, flatten)
-    model.to(args.device)
-    t0 = time.perf_counter()
-    history = fit(model, optimizer, train, valid, epochs=args.epochs, batch_size=args.batch_size,
-                  checkpoint=args.checkpoint, resume=args.resume, seed=args.seed,
-                  device=args.device, progress=not args.no_progress, **fit_options)
-    test_loss, test_acc = evaluate(model, *test, device=args.device)
-    print(f"test loss {test_loss:.4f}  test accuracy {test_acc:.2%}  "
-          f"({time.perf_counter() - t0:.0f} s in all)")
-    if args.plot:
-        history.plot(args.plot)
-        print(f"learning curves saved to {args.plot}")
-    return history, test_acc
+def fit_options(args):
+    """The keyword arguments of ``tg.training.fit`` that the command line sets."""
+    return dict(epochs=args.epochs, batch_size=args.batch_size, checkpoint=args.checkpoint,
+                resume=args.resume, seed=args.seed, device=args.device,
+                progress=not args.no_progress)

@@ -5,11 +5,13 @@ dense layer with dropout 0.5 and a softmax output; RMSprop (lr 1e-3, rho 0.9, ep
 The Theano tutorial (5_convolutional_net.py) reaches 99.5% test accuracy.
     python examples/convnet.py --epochs 15
 """
-import tinygrad_edu as tg
-from tinygrad_edu import nn
+import time
 
-from _common import parse_args, run
-from modern_net import optimizer
+import tinygrad_edu as tg
+from tinygrad_edu import nn, optim
+from tinygrad_edu.training import evaluate, fit
+
+from _common import data, fit_options, parse_args
 
 
 def block(c_in, c_out):
@@ -27,8 +29,19 @@ def build():
 def main(argv=None):
     args = parse_args(__doc__, argv, epochs=15, lr=1e-3)
     tg.manual_seed(args.seed)
-    model = build()
-    return run(model, optimizer(model, args.lr), args, flatten=False)
+    model = build().to(args.device)
+    # the tutorial's RMSprop, as in modern_net.py: eps inside the square root
+    optimizer = optim.RMSprop(model.parameters(), lr=args.lr, alpha=0.9, eps=1e-6,
+                              eps_inside_sqrt=True)
+    train, valid, test = data(args, flatten=False)             # images as (N, 1, 28, 28)
+    t0 = time.perf_counter()
+    history = fit(model, optimizer, train, valid, **fit_options(args))
+    test_loss, test_acc = evaluate(model, *test, device=args.device)
+    print(f"test loss {test_loss:.4f}  test accuracy {test_acc:.2%}  "
+          f"({time.perf_counter() - t0:.0f} s in all)")
+    if args.plot:
+        print(f"learning curves saved to {history.plot(args.plot)}")
+    return history, test_acc
 
 
 if __name__ == "__main__":

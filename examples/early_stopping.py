@@ -6,11 +6,13 @@ The recipe is the Theano tutorial's 3_net.py (98.4% test accuracy) plus early st
 the tutorial does not use; with --lr 0.5 this stops after about 50 epochs (see the README).
     python examples/early_stopping.py --epochs 100 --patience 5
 """
-import tinygrad_edu as tg
-from tinygrad_edu import optim
+import time
 
-from _common import make_parser, parse_args, run
-from mlp import build
+import tinygrad_edu as tg
+from tinygrad_edu import nn, optim
+from tinygrad_edu.training import evaluate, fit
+
+from _common import data, fit_options, make_parser, parse_args
 
 
 def main(argv=None):
@@ -20,12 +22,22 @@ def main(argv=None):
                         "(default: %(default)s)")
     args = parse_args(p, argv)
     tg.manual_seed(args.seed)
-    model = build()
-    history, test_acc = run(model, optim.SGD(model.parameters(), lr=args.lr), args,
-                            patience=args.patience)
+    model = nn.Sequential(nn.Linear(784, 625), nn.Sigmoid(), nn.Linear(625, 10))
+    for layer in (model[0], model[2]):          # mlp.py's init: N(0, 0.01), no bias shift
+        nn.init.normal_(layer.weight, std=0.01)
+    model.to(args.device)
+    optimizer = optim.SGD(model.parameters(), lr=args.lr)
+    train, valid, test = data(args)
+    t0 = time.perf_counter()
+    history = fit(model, optimizer, train, valid, patience=args.patience, **fit_options(args))
+    test_loss, test_acc = evaluate(model, *test, device=args.device)
+    print(f"test loss {test_loss:.4f}  test accuracy {test_acc:.2%}  "
+          f"({time.perf_counter() - t0:.0f} s in all)")
     best = history.best("valid_loss")
     print(f"best epoch {best['epoch']}: validation loss {best['valid_loss']:.4f}, "
           f"accuracy {best['valid_acc']:.2%}")
+    if args.plot:
+        print(f"learning curves saved to {history.plot(args.plot)}")
     return history, test_acc
 
 

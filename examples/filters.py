@@ -10,13 +10,29 @@ import argparse
 import numpy as np
 
 import tinygrad_edu as tg
-from tinygrad_edu import optim
-
-import convnet
-import mlp
-from _common import data
-from modern_net import optimizer
+from tinygrad_edu import nn, optim
 from tinygrad_edu.training import fit
+
+from _common import data
+
+
+def build_mlp():
+    """mlp.py's network: 784 -> 625 sigmoid -> 10, weights drawn from N(0, 0.01)."""
+    model = nn.Sequential(nn.Linear(784, 625), nn.Sigmoid(), nn.Linear(625, 10))
+    for layer in (model[0], model[2]):
+        nn.init.normal_(layer.weight, std=0.01)
+    return model
+
+
+def build_convnet():
+    """convnet.py's network: three blocks of 3x3 conv, ReLU, 2x2 max-pool and dropout 0.2, then
+    625 ReLU units with dropout 0.5 and 10 outputs."""
+    layers = []
+    for c_in, c_out in ((1, 32), (32, 64), (64, 128)):
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(),
+                   nn.MaxPool2d(2, ceil_mode=True), nn.Dropout(0.2)]
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128 * 4 * 4, 625), nn.ReLU(),
+                         nn.Dropout(0.5), nn.Linear(625, 10))
 
 
 def grid(images, columns):
@@ -47,12 +63,12 @@ def main(argv=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    args.seed, args.batch_size = 0, 128
     tg.manual_seed(0)
-    net = mlp.build()
+    net = build_mlp()
     fit(net, optim.SGD(net.parameters(), lr=0.05), data(args)[0], epochs=args.epochs, verbose=False)
-    cnn = convnet.build()
-    fit(cnn, optimizer(cnn, 1e-3), data(args, flatten=False)[0], epochs=args.epochs, verbose=False)
+    cnn = build_convnet()
+    rmsprop = optim.RMSprop(cnn.parameters(), lr=1e-3, alpha=0.9, eps=1e-6, eps_inside_sqrt=True)
+    fit(cnn, rmsprop, data(args, flatten=False)[0], epochs=args.epochs, verbose=False)
 
     hidden = net[0].weight.numpy()[:100].reshape(-1, 28, 28)          # 100 of the 625 units
     kernels = cnn[0].weight.numpy()[:, 0]                                 # (32, 3, 3)

@@ -11,6 +11,9 @@ import pytest
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 ALL = sorted(p.stem for p in EXAMPLES.glob("*.py") if not p.stem.startswith("_"))
 MNIST = ["batchnorm", "convnet", "early_stopping", "logistic_regression", "mlp", "modern_net"]
+LOOP = ["logistic_regression", "mlp"]                      # they write the training loop out
+FIT = [e for e in MNIST if e not in LOOP]                  # they call tg.training.fit
+FIT_ONLY = ["--checkpoint", "--resume", "--plot", "--no-progress"]
 
 
 def run(example, *args, cwd=None):
@@ -78,13 +81,30 @@ def test_mnist_help_states_the_published_figure_and_the_limit(example):
     assert "validation" in limit and "test" in limit and "training" in limit
 
 
-@pytest.mark.parametrize("example", MNIST)
+@pytest.mark.parametrize("example", FIT)
 def test_resume_without_checkpoint_is_a_usage_error(example, tmp_path):
     result = run(example, "--resume", cwd=tmp_path)
     assert result.returncode == 2
     assert re.search(r"error: --resume needs --checkpoint PATH", result.stderr), result.stderr
     assert result.stdout == ""                 # no training started, no table printed
     assert list(tmp_path.iterdir()) == []      # and no file written
+
+
+@pytest.mark.parametrize("example", FIT)
+def test_fit_examples_offer_fits_options(example):
+    assert set(FIT_ONLY) <= set(options(run(example, "--help").stdout))
+
+
+@pytest.mark.parametrize("example", LOOP)
+def test_loop_examples_say_what_they_leave_to_fit(example, tmp_path):
+    out = run(example, "--help").stdout
+    assert not set(FIT_ONLY) & set(options(out))
+    description = split_help(out)[0]
+    assert "tg.training.fit" in description and "--checkpoint" in description
+    result = run(example, "--checkpoint", "ckpt.tg", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "unrecognized arguments: --checkpoint ckpt.tg" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_early_stopping_patience_is_a_real_option():
