@@ -116,7 +116,7 @@ def ratio_line(name, ours, theirs, scale=1e3, note=""):
 def mnist(flatten):
     """The 60,000 training images, or random data of the same shape (and says so)."""
     try:
-        from tinygrad_edu.datasets import load_mnist
+        from tinygrad_edu.data import load_mnist
         split = load_mnist(flatten=flatten, validation_size=0, download=False).train
         return split.X, split.y.astype(np.int64), "MNIST"
     except (OSError, ValueError) as e:

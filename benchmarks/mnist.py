@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu import optim  # noqa: E402
-from tinygrad_edu.datasets import load_mnist  # noqa: E402
+from tinygrad_edu.data import load_mnist  # noqa: E402
 import convnet  # noqa: E402
 import logistic_regression  # noqa: E402
 import mlp  # noqa: E402

@@ -5,7 +5,7 @@ the later examples call ``tg.training.fit`` themselves, with ``fit_options(args)
 """
 import argparse
 
-from tinygrad_edu.datasets import Split, load_mnist
+from tinygrad_edu.data import Split, load_mnist
 
 
 def make_parser(doc, epochs=10, lr=None, batch_size=128, uses_fit=True):

@@ -29,7 +29,7 @@ def test_license_is_an_spdx_expression_with_a_setuptools_that_reads_it():
 
 def test_every_subpackage_is_listed():
     packages = CONFIG["tool"]["setuptools"]["packages"]
-    assert "tinygrad_edu.datasets" in SUBPACKAGES and "tinygrad_edu.testing" in SUBPACKAGES
+    assert "tinygrad_edu.data" in SUBPACKAGES and "tinygrad_edu.testing" in SUBPACKAGES
     assert sorted(set(packages) - {"tinygrad_edu._kernels"}) == SUBPACKAGES
 
 

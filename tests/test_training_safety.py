@@ -12,7 +12,7 @@ import tinygrad_edu as tg
 from tinygrad_edu import nn, optim
 from tinygrad_edu.creation import get_rng_state
 from tinygrad_edu.data import DataLoader, TensorDataset
-from tinygrad_edu.datasets.mnist import Split
+from tinygrad_edu.data import Split
 from tinygrad_edu.training import evaluate, fit, train_epoch
 
 

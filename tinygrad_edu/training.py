@@ -1,6 +1,6 @@
 """The tutorials' training loop, made reusable: a few plain functions, not a framework.
 
-    history = fit(model, optimizer, mnist("train"), mnist("valid"), epochs=20)
+    history = fit(model, optimizer, mnist_split("train"), mnist_split("valid"), epochs=20)
 
 ``train`` and ``valid`` are anything a :class:`~tinygrad_edu.data.DataLoader` accepts: a pair of
 arrays ``(X, y)``, an MNIST split, or a Dataset of ``(input, target)`` samples. The loader yields
@@ -155,7 +155,7 @@ def _check_int(name, value, fn, minimum=1):
 
 def evaluate(model, X, y=None, loss_fn=F.cross_entropy, batch_size=1000, device="cpu"):
     """(mean loss, accuracy) of ``model`` on arrays ``X, y`` (or, with ``y`` None, on anything a
-    DataLoader accepts, such as ``mnist("test")``), in evaluation mode, without a tape."""
+    DataLoader accepts, such as ``mnist_split("test")``), in evaluation mode, without a tape."""
     batch_size = _check_int("batch_size", batch_size, "evaluate")
     device = check_device(device)
     loader = DataLoader(X, y, batch_size=batch_size)

@@ -336,7 +336,7 @@ def test_dlpack_shares_memory_both_ways():
 def test_every_public_subpackage_is_reachable_after_import():
     code = ("import tinygrad_edu as tg\n"
             "print(tg.optim.SGD, tg.optim.lr_scheduler.StepLR, tg.data.DataLoader, tg.nn.F.relu,"
-            " tg.nn.init.zeros_, tg.datasets, tg.training.fit, tg.testing,"
+            " tg.nn.init.zeros_, tg.data.load_mnist, tg.training.fit, tg.testing,"
             " tg.viz.pp)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 import tinygrad_edu as tg
 from tinygrad_edu.creation import get_rng_state, manual_seed, set_rng_state
 from tinygrad_edu.data import DataLoader, Dataset, TensorDataset
-from tinygrad_edu.datasets.mnist import Split
+from tinygrad_edu.data import Split
 
 
 def data(n=10):

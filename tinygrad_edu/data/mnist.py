@@ -1,9 +1,9 @@
 """MNIST: reading the IDX files, finding them on disk, downloading them once.
 
-    from tinygrad_edu.datasets import load_mnist, mnist
+    from tinygrad_edu.data import load_mnist, mnist_split
     data = load_mnist()              # the tutorials' split: 50,000 train, 10,000 valid, 10,000 test
     X, y = data.train                # X: (50000, 784) float32 in [0, 1];  y: (50000,) int64
-    X_test, y_test = mnist("test", flatten=False)   # X_test: (10000, 1, 28, 28)
+    X_test, y_test = mnist_split("test", flatten=False)   # X_test: (10000, 1, 28, 28)
 
 The IDX format (the one MNIST is distributed in) is a big-endian header followed by raw bytes:
 
@@ -60,7 +60,7 @@ FILES = {
 IMAGE_MAGIC, LABEL_MAGIC = 2051, 2049
 _KIND = {IMAGE_MAGIC: "images", LABEL_MAGIC: "labels"}
 ENV_VAR = "TINYGRAD_EDU_DATA"
-# <checkout>/tinygrad_edu/datasets/mnist.py -> <checkout>/data/mnist (absent in an installed wheel)
+# <checkout>/tinygrad_edu/data/mnist.py -> <checkout>/data/mnist (absent in an installed wheel)
 REPO_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
 SPLITS = ("train", "valid", "test")
 
@@ -301,11 +301,11 @@ def load_mnist(root=None, *, flatten: bool = True, validation_size: int = 10_000
                  _split(*_raw("test", directory), flatten))
 
 
-def mnist(split: str = "train", root=None, *, flatten: bool = True, validation_size: int = 10_000,
+def mnist_split(split: str = "train", root=None, *, flatten: bool = True, validation_size: int = 10_000,
           download: bool = True) -> Split:
     """One split, ``"train"``, ``"valid"`` or ``"test"``, as ``Split(X, y)`` (see load_mnist).
 
-    Only the requested split is converted to float32, so ``mnist("test")`` is cheap.
+    Only the requested split is converted to float32, so ``mnist_split("test")`` is cheap.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

@@ -11,10 +11,10 @@ import urllib.error
 import numpy as np
 import pytest
 
-from tinygrad_edu.datasets import (MNISTDownloadError, MNISTFormatError, find_mnist_dir,
-                                   load_mnist, mnist, read_idx)
+from tinygrad_edu.data import (MNISTDownloadError, MNISTFormatError, find_mnist_dir,
+                                   load_mnist, mnist_split, read_idx)
 
-M = importlib.import_module("tinygrad_edu.datasets.mnist")  # the module, not the function
+M = importlib.import_module("tinygrad_edu.data.mnist")
 NAMES = [name for name, _ in M.FILES.values()]
 REAL_DIR = M.REPO_DIR
 HAVE_REAL = all((REAL_DIR / name).is_file() for name in NAMES)
@@ -74,7 +74,7 @@ def test_uncompressed_files_are_found(tmp_path):
     for name in NAMES:
         (folder / name[:-3]).write_bytes(gzip.decompress((folder / name).read_bytes()))
         (folder / name).unlink()
-    X, _ = mnist("test", root=folder, download=False)
+    X, _ = mnist_split("test", root=folder, download=False)
     assert np.all(X == np.float32(9 / 255))
 
 
@@ -115,9 +115,9 @@ def test_corrupt_files_name_the_file(tmp_path, kind):
 def test_replaced_file_is_read_again(tmp_path):
     """The in-memory cache is keyed by size and mtime, not just the path."""
     folder = write_fake_mnist(tmp_path / "mnist", fill=1)
-    assert mnist("test", root=folder, download=False).X.max() == np.float32(1 / 255)
+    assert mnist_split("test", root=folder, download=False).X.max() == np.float32(1 / 255)
     write_fake_mnist(folder, fill=2, n_test=4)
-    X, y = mnist("test", root=folder, download=False)
+    X, y = mnist_split("test", root=folder, download=False)
     assert len(X) == 4 and X.max() == np.float32(2 / 255)
 
 
@@ -133,7 +133,7 @@ def test_search_order_root_env_repo_cache(tmp_path, monkeypatch):
     for fill, (where, folder) in enumerate(places.items(), start=1):
         root = places["root"] if where == "root" else None
         assert find_mnist_dir(root, download=False) == folder
-        X, _ = mnist("test", root=root, download=False)
+        X, _ = mnist_split("test", root=root, download=False)
         assert np.all(X == np.float32(fill / 255)), where
         for name in NAMES[:1]:  # an incomplete folder is skipped as a whole
             (folder / name).unlink()
@@ -185,7 +185,7 @@ def test_download_verifies_and_writes_atomically(tmp_path, monkeypatch):
         assert hashlib.md5(gzip.decompress(real[name])).hexdigest() == md5
     assert opener.asked == [m + name for name in NAMES for m in M.MIRRORS]
     opener.asked.clear()
-    assert mnist("test").X.shape == (10000, 784) and opener.asked == []  # now found in the cache
+    assert mnist_split("test").X.shape == (10000, 784) and opener.asked == []  # now found in the cache
 
 
 def test_download_rejects_bad_checksums(tmp_path, monkeypatch):
@@ -203,7 +203,7 @@ def test_download_rejects_bad_checksums(tmp_path, monkeypatch):
 def test_offline_error_says_where_to_put_the_files(monkeypatch):
     monkeypatch.setattr(M, "_urlopen", serve({}, fail=["http"]))
     with pytest.raises(OSError) as info:
-        mnist()
+        mnist_split()
     message = str(info.value)
     assert "no route to host" in message and str(M.cache_dir()) in message
     assert M.ENV_VAR in message and all(name in message for name in NAMES)
@@ -247,21 +247,21 @@ def test_real_mnist_shapes_dtypes_ranges_and_counts():
 def test_real_mnist_split_and_shapes_agree():
     full = load_mnist(REAL_DIR, validation_size=0, download=False)
     assert full.valid is None and full.train.X.shape == (60000, 784)
-    valid = mnist("valid", root=REAL_DIR, flatten=False, download=False)
+    valid = mnist_split("valid", root=REAL_DIR, flatten=False, download=False)
     assert valid.X.shape == (10000, 1, 28, 28)
     np.testing.assert_array_equal(valid.X.reshape(10000, 784), full.train.X[50000:])
     np.testing.assert_array_equal(valid.y, full.train.y[50000:])
-    train = mnist("train", root=REAL_DIR, download=False)
+    train = mnist_split("train", root=REAL_DIR, download=False)
     np.testing.assert_array_equal(train.y, full.train.y[:50000])
     train.X[:] = -1.0  # fresh arrays each call: the in-memory cache is not affected
-    assert mnist("train", root=REAL_DIR, download=False).X.min() == 0.0
+    assert mnist_split("train", root=REAL_DIR, download=False).X.min() == 0.0
 
 
 def test_bad_arguments(tmp_path):
     folder = write_fake_mnist(tmp_path / "mnist")
     with pytest.raises(ValueError, match="split"):
-        mnist("validation", root=folder)
+        mnist_split("validation", root=folder)
     with pytest.raises(ValueError, match="validation_size"):
         load_mnist(folder, validation_size=6)
     with pytest.raises(ValueError, match="validation_size > 0"):
-        mnist("valid", root=folder, validation_size=0)
+        mnist_split("valid", root=folder, validation_size=0)
