@@ -208,7 +208,7 @@ def test_batch_norm_layer_on_a_batch_of_one_raises_and_changes_nothing(cls, shap
     before = _state(layer)
     assert before["num_batches_tracked"] == 1
     with pytest.raises(ValueError, match=r"more than one value per channel, input shape "
-                       rf"\(1, 3.*has 1"):
+                       r"\(1, 3.*has 1"):
         layer(tg.zeros(*shape))
     after = _state(layer)
     assert after.keys() == before.keys()
