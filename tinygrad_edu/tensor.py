@@ -449,7 +449,10 @@ def _backprop(roots, root_grads, retain_graph, create_graph, targets):
     for y, g in zip(roots, root_grads):
         pending[id(y)] = pending[id(y)] + g if id(y) in pending else g
     order = graph_order(roots)
-    on_path, run = (None, None) if targets is None else _between(order, targets)
+    on_path = run = None
+    if targets is not None:  # grad(): walk only the part of the graph between outputs and targets
+        on_path, run = _between(order, targets)
+        order = [t for t in order if id(t) in on_path]
     found, unreached, freed = [], [], []
     try:
         with enable_grad() if create_graph else no_grad():

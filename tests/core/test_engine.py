@@ -116,3 +116,14 @@ def test_grad_through_a_freed_graph_says_second_time():
     tg.grad(loss, x)
     with pytest.raises(RuntimeError, match="a second time"):
         tg.grad(loss, x)
+
+
+def test_grad_leaves_the_graph_outside_its_part_alone():
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    w = tg.Tensor([3.0, 4.0], requires_grad=True)
+    h = x * w                      # below the target h: not walked, so not freed
+    loss = (h * h).sum()
+    (gh,) = tg.grad(loss, h)
+    np.testing.assert_array_equal(gh.numpy(), [6.0, 16.0])
+    (gw,) = tg.grad(h.sum(), w)    # the Mul under h still has its inputs
+    np.testing.assert_array_equal(gw.numpy(), [1.0, 2.0])
