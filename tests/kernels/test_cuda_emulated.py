@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import cuda_kernel_refs as ref
+import refs as ref
 from tinygrad_edu.ops import cuda_kernels as ck
 
 
@@ -121,7 +121,8 @@ def test_col2im_matches_reference_and_is_the_adjoint(gpu, case, grid):
     cols = rng.standard_normal(ref.im2col(x, *geometry).shape).astype(np.float32)
     with gpu.standing_in(grid):
         dx = ck.col2im(cols, x.shape, *geometry)
-    np.testing.assert_allclose(dx, ref.col2im(cols, x.shape, *geometry), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, ref.col2im(cols.astype(np.float64), x.shape, *geometry),
+                               rtol=1e-5, atol=1e-5)
     # <im2col(x), cols> == <x, col2im(cols)>: the defining property of an adjoint
     lhs = np.vdot(ref.im2col(x, *geometry).astype(np.float64), cols)
     np.testing.assert_allclose(lhs, np.vdot(x.astype(np.float64), dx), rtol=1e-4, atol=1e-4)
@@ -146,8 +147,8 @@ def test_maxpool_backward_matches_reference(gpu, case, grid):
     gy = rng.standard_normal(idx.shape).astype(np.float32)
     with gpu.standing_in(grid):
         dx = ck.maxpool2d_backward(gy, idx, x.shape, *geometry)
-    np.testing.assert_allclose(dx, ref.maxpool2d_backward(gy, idx, x.shape), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(dx, ref.maxpool2d_backward(gy.astype(np.float64), idx, x.shape),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_maxpool_padding_never_wins_and_nan_is_the_max(gpu):
@@ -207,47 +208,46 @@ def test_softmax_ce_kernel_writes_nan_for_a_bad_label(gpu):
     np.testing.assert_allclose(lse, np.log(3), rtol=1e-6)
 
 
-# ---- launcher checks: these raise before any kernel runs, so they need no fixture -----------
+# ---- launcher asserts: they fire before any kernel runs, so they need no fixture -------------
+# nn.functional checks every argument for users; these guard the kernels' memory all the same.
 
 x4 = np.zeros((1, 2, 4, 4), np.float32)
 z2 = np.zeros((3, 5), np.float32)
 lab = np.array([0, 1, 2], np.int64)
 f1 = np.zeros(3, np.float32)
-BAD_CALLS = {
+BROKEN = {
     "float64 input": (lambda: ck.im2col(x4.astype(np.float64), 2, 2, 1, 1, 0, 0),
-                      TypeError, "x must be float32, got float64"),
+                      "x must be a C-contiguous 4-D float32 array, got float64"),
     "non-contiguous": (lambda: ck.maxpool2d_forward(x4[..., ::2], 2, 2, 2, 2, 0, 0, 2, 1),
-                       ValueError, "C-contiguous"),
-    "wrong ndim": (lambda: ck.im2col(x4[0], 2, 2, 1, 1, 0, 0), ValueError, "must be 4-D"),
+                       "C-contiguous"),
+    "wrong ndim": (lambda: ck.im2col(x4[0], 2, 2, 1, 1, 0, 0), "4-D float32 array, got float32"),
     "int32 labels": (lambda: ck.softmax_ce_forward(z2, lab.astype(np.int32)),
-                     TypeError, "labels must be int64, got int32"),
-    "label count": (lambda: ck.softmax_ce_forward(z2, lab[:2]), ValueError, "one label per row"),
-    "label range": (lambda: ck.softmax_ce_forward(z2, np.array([0, 5, 1])),
-                    ValueError, r"labels must lie in \[0, 5\)"),
-    "lse shape": (lambda: ck.softmax_ce_backward(z2, lab, f1[:2], f1), ValueError,
-                  "lse has shape"),
+                     "labels must be a C-contiguous 1-D int64 array, got int32"),
+    "label count": (lambda: ck.softmax_ce_forward(z2, lab[:2]), "one label per row"),
+    "lse shape": (lambda: ck.softmax_ce_backward(z2, lab, f1[:2], f1), r"lse has shape \(2,\)"),
     "gy dtype": (lambda: ck.softmax_ce_backward(z2, lab, f1, f1.astype(np.float16)),
-                 TypeError, "gy must be float32"),
+                 "gy must be a C-contiguous 1-D float32"),
     "cols shape": (lambda: ck.col2im(np.zeros((9, 7), np.float32), (1, 2, 4, 4), 2, 2, 1, 1,
-                                     0, 0), ValueError, r"\(1, 2, 4, 4\) gives \(9, 8\)"),
-    "kernel too big": (lambda: ck.im2col(x4, 7, 2, 1, 1, 1, 0), ValueError, "larger than"),
-    "float stride": (lambda: ck.im2col(x4, 2, 2, 1.0, 1, 0, 0), TypeError, "sh must be an int"),
-    "zero stride": (lambda: ck.im2col(x4, 2, 2, 0, 1, 0, 0), ValueError, "sh must be >= 1"),
-    "pool pad": (lambda: ck.maxpool2d_forward(x4, 2, 2, 2, 2, 2, 0, 3, 2), ValueError,
-                 "smaller than the kernel"),
-    "pool output": (lambda: ck.maxpool2d_forward(x4, 2, 2, 2, 2, 0, 0, 3, 2), ValueError,
-                    "entirely in the padding"),
+                                     0, 0), r"\(1, 2, 4, 4\) gives \(9, 8\)"),
+    "kernel too big": (lambda: ck.im2col(x4, 7, 2, 1, 1, 1, 0), "does not fit"),
+    "float stride": (lambda: ck.im2col(x4, 2, 2, 1.0, 1, 0, 0), "does not fit"),
+    "zero stride": (lambda: ck.im2col(x4, 2, 2, 0, 1, 0, 0), "does not fit"),
+    "pool pad": (lambda: ck.maxpool2d_forward(x4, 2, 2, 2, 2, 2, 0, 3, 2), "hold no pixel"),
+    "pool output": (lambda: ck.maxpool2d_forward(x4, 2, 2, 2, 2, 0, 0, 3, 2), "hold no pixel"),
     "idx dtype": (lambda: ck.maxpool2d_backward(x4, x4, (1, 2, 8, 8), 2, 2, 2, 2, 0, 0),
-                  TypeError, "idx must be int64"),
+                  "idx must be a C-contiguous 4-D int64"),
     "x_shape": (lambda: ck.maxpool2d_backward(x4, x4.astype(np.int64), (2, 2, 8, 8), 2, 2, 2, 2,
-                                              0, 0), ValueError, "batch and channels"),
+                                              0, 0), "batch and channels"),
+    "backward windows": (lambda: ck.maxpool2d_backward(x4, x4.astype(np.int64), (1, 2, 4, 4),
+                                                       2, 2, 2, 2, 0, 0), "hold no pixel"),
 }
 
 
-@pytest.mark.parametrize("case", BAD_CALLS)
-def test_launcher_rejects_bad_input_before_launching(case):
-    call, error, message = BAD_CALLS[case]
-    with pytest.raises(error, match=message):
+@pytest.mark.skipif(not __debug__, reason="python -O removes asserts")
+@pytest.mark.parametrize("case", BROKEN)
+def test_launcher_asserts_its_preconditions_before_launching(case):
+    call, message = BROKEN[case]
+    with pytest.raises(AssertionError, match=message):
         call()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import refs
 import tinygrad_edu as tg
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.testing import strategies as tst
@@ -32,53 +33,6 @@ def distinct(*shape):
 
 def close(got, want, tol=1e-10):
     np.testing.assert_allclose(got.numpy(), want, rtol=tol, atol=tol)
-
-
-# ---- NumPy references (brute force, the definitions PyTorch documents) -----------------------
-def conv2d_ref(x, w, b, stride, padding):
-    (sh, sw), (ph, pw) = stride, padding
-    x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    f, _, kh, kw = w.shape
-    oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
-    out = np.zeros((x.shape[0], f, oh, ow))
-    for i, j in np.ndindex(oh, ow):
-        patch = x[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw]
-        out[:, :, i, j] = np.einsum("nchw,fchw->nf", patch, w)
-    return out if b is None else out + b[:, None, None]
-
-
-def pool_ref(x, k, s, p, ceil_mode, reduce, count_include_pad=True):
-    """Windows start at -p + i*s; with ceil_mode a last window may run past the border, but must
-    start inside the input or its left padding. Padding never wins a max."""
-    n, c, h, w = x.shape
-
-    def out_size(size):
-        span = size + 2 * p - k
-        o = (-(-span // s) if ceil_mode else span // s) + 1
-        return o - 1 if ceil_mode and (o - 1) * s >= size + p else o
-
-    out = np.zeros((n, c, out_size(h), out_size(w)))
-    for i, j in np.ndindex(out.shape[2:]):
-        r0, c0 = i * s - p, j * s - p
-        win = x[:, :, max(r0, 0):min(r0 + k, h), max(c0, 0):min(c0 + k, w)]
-        if reduce == "max":
-            out[:, :, i, j] = win.max(axis=(2, 3))
-        else:
-            if count_include_pad:  # positions inside the padded input count
-                count = (min(r0 + k, h + p) - r0) * (min(c0 + k, w + p) - c0)
-            else:
-                count = win.shape[2] * win.shape[3]
-            out[:, :, i, j] = win.sum(axis=(2, 3)) / count
-    return out
-
-
-def log_softmax_ref(x, axis):
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-
-
-def reduce_ref(losses, reduction):
-    return {"mean": losses.mean(), "sum": losses.sum(), "none": losses}[reduction]
 
 
 # ---- linear and conv2d ---------------------------------------------------------------------------
@@ -115,14 +69,14 @@ def test_conv2d_forward_and_gradients(case):
     x, w, b, stride, padding = case
     args = [param(x), param(w)] + ([] if b is None else [param(b)])
     conv = lambda *a: F.conv2d(*a, stride=stride, padding=padding)  # noqa: E731
-    close(conv(*args), conv2d_ref(x, w, b, stride, padding))
+    close(conv(*args), refs.conv2d(x, w, b, stride, padding))
     assert tg.gradcheck(conv, args)
 
 
 def test_conv2d_int_stride_and_padding_mean_both_axes():
     x, w = randn(1, 2, 6, 5), randn(3, 2, 2, 3)
     close(F.conv2d(x, w, stride=2, padding=1),
-          conv2d_ref(x.numpy(), w.numpy(), None, (2, 2), (1, 1)))
+          refs.conv2d(x.numpy(), w.numpy(), None, (2, 2), (1, 1)))
 
 
 # ---- pooling -------------------------------------------------------------------------------------
@@ -141,13 +95,13 @@ def test_max_pool2d_forward_and_gradient(case, data):
     shape, k, s, p, ceil_mode = case
     x = param(data.draw(tst.distinct_arrays(shape)))  # tie-free: the argmax is unique
     pool = lambda x: F.max_pool2d(x, k, s, p, ceil_mode)  # noqa: E731
-    close(pool(x), pool_ref(x.numpy(), k, s, p, ceil_mode, "max"))
+    close(pool(x), refs.pool2d(x.numpy(), k, s, p, ceil_mode, "max"))
     assert tg.gradcheck(pool, [x])
 
 
 def test_max_pool2d_padding_never_wins_and_stride_defaults_to_kernel():
     x = distinct(1, 2, 5, 5) - 10  # all negative: a zero from the padding would win every max
-    close(F.max_pool2d(x, 3, 2, padding=1), pool_ref(x.numpy(), 3, 2, 1, False, "max"))
+    close(F.max_pool2d(x, 3, 2, padding=1), refs.pool2d(x.numpy(), 3, 2, 1, False, "max"))
     assert F.max_pool2d(x, 2).shape == (1, 2, 2, 2)
 
 
@@ -156,7 +110,7 @@ def test_avg_pool2d_forward_and_gradient(case, count_include_pad, data):
     shape, k, s, p, ceil_mode = case
     x = param(data.draw(tst.arrays(shape)))
     pool = lambda x: F.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad)  # noqa: E731
-    close(pool(x), pool_ref(x.numpy(), k, s, p, ceil_mode, "avg", count_include_pad))
+    close(pool(x), refs.pool2d(x.numpy(), k, s, p, ceil_mode, "avg", count_include_pad))
     assert tg.gradcheck(pool, [x])
 
 
@@ -251,7 +205,7 @@ def test_batch_norm_without_weight_and_bias_normalizes():
 def test_softmax_and_log_softmax_forward_and_gradients(data):
     x = data.draw(tst.tensors(shape=tst.shapes(min_dims=1, max_dims=3, max_side=4)))
     dim = data.draw(st.integers(-x.ndim, x.ndim - 1))
-    want = log_softmax_ref(x.numpy(), dim)
+    want = refs.log_softmax(x.numpy(), dim)
     close(F.log_softmax(x, dim), want)
     close(F.softmax(x, dim), np.exp(want))
     assert tg.gradcheck(lambda x: F.log_softmax(x, dim), [x])
@@ -281,8 +235,8 @@ def classification(draw):
 @given(classification(), st.sampled_from(["mean", "sum", "none"]))
 def test_cross_entropy_and_nll_loss_forward_and_gradients(case, reduction):
     logits, labels = case
-    picked = log_softmax_ref(logits.numpy(), 1)[np.arange(len(labels)), labels.numpy()]
-    want = reduce_ref(-picked, reduction)
+    picked = refs.log_softmax(logits.numpy(), 1)[np.arange(len(labels)), labels.numpy()]
+    want = refs.reduce(-picked, reduction)
     close(F.cross_entropy(logits, labels, reduction), want)
     close(F.nll_loss(F.log_softmax(logits, 1), labels, reduction), want)
     assert tg.gradcheck(lambda z: F.cross_entropy(z, labels, reduction), [logits])
@@ -294,7 +248,7 @@ def test_cross_entropy_gradient_is_softmax_minus_onehot(reduction, scale):
     z, labels = randn(3, 5), np.array([4, 0, 2])
     F.cross_entropy(z, tg.Tensor(labels), reduction).backward()
     onehot = np.eye(5)[labels]
-    close(z.grad, (np.exp(log_softmax_ref(z.numpy(), 1)) - onehot) * scale)
+    close(z.grad, (np.exp(refs.log_softmax(z.numpy(), 1)) - onehot) * scale)
 
 
 def test_cross_entropy_is_stable_at_huge_logits():
@@ -316,7 +270,7 @@ def test_cross_entropy_and_nll_of_log_softmax_are_twice_differentiable():
 @given(tst.shapes(max_dims=3, max_side=3), st.sampled_from(["mean", "sum", "none"]), st.data())
 def test_mse_loss_forward_and_gradients(shape, reduction, data):
     x, t = param(data.draw(tst.arrays(shape))), param(data.draw(tst.arrays(shape)))
-    close(F.mse_loss(x, t, reduction), reduce_ref((x.numpy() - t.numpy()) ** 2, reduction))
+    close(F.mse_loss(x, t, reduction), refs.reduce((x.numpy() - t.numpy()) ** 2, reduction))
     assert tg.gradcheck(lambda x, t: F.mse_loss(x, t, reduction), [x, t])
 
 
@@ -326,7 +280,7 @@ def test_binary_cross_entropy_forward_and_gradients(shape, reduction, data):
     p = param(data.draw(tst.arrays(shape, elements=st.floats(0.05, 0.95))))  # clamp inactive
     t = param(data.draw(tst.arrays(shape, elements=st.floats(0, 1))))
     want = -(t.numpy() * np.log(p.numpy()) + (1 - t.numpy()) * np.log(1 - p.numpy()))
-    close(F.binary_cross_entropy(p, t, reduction), reduce_ref(want, reduction))
+    close(F.binary_cross_entropy(p, t, reduction), refs.reduce(want, reduction))
     assert tg.gradcheck(lambda p, t: F.binary_cross_entropy(p, t, reduction), [p, t])
 
 
@@ -348,7 +302,7 @@ def test_binary_cross_entropy_with_logits_forward_and_gradients(shape, reduction
     t = param(data.draw(tst.arrays(shape, elements=st.floats(0, 1))))
     s = 1 / (1 + np.exp(-z.numpy()))
     want = -(t.numpy() * np.log(s) + (1 - t.numpy()) * np.log(1 - s))
-    close(F.binary_cross_entropy_with_logits(z, t, reduction), reduce_ref(want, reduction), 1e-9)
+    close(F.binary_cross_entropy_with_logits(z, t, reduction), refs.reduce(want, reduction), 1e-9)
     assert tg.gradcheck(lambda z, t: F.binary_cross_entropy_with_logits(z, t, reduction), [z, t])
 
 

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+import refs
 import tinygrad_edu as tg
 from tinygrad_edu import nn
 
@@ -16,49 +17,6 @@ def randn(*shape):
 
 def close(got, want, tol=1e-5):
     np.testing.assert_allclose(got.numpy(), want, rtol=tol, atol=tol)
-
-
-# ---- NumPy references ------------------------------------------------------------------------------
-def conv2d_ref(x, w, b, stride, pad):
-    x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    n, _, h, wd = x.shape
-    f, _, kh, kw = w.shape
-    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
-    out = np.zeros((n, f, oh, ow))
-    for i in range(oh):
-        for j in range(ow):
-            patch = x[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
-            out[:, :, i, j] = np.einsum("nchw,fchw->nf", patch, w)
-    return out + (0 if b is None else b[None, :, None, None])
-
-
-def pool_ref(x, k, s, p, ceil_mode, reduce, count_include_pad=True):
-    """PyTorch's pooling by brute force: windows start at -p + i*s; with ceil_mode a last window
-    may run past the border (but must start inside input + left padding)."""
-    n, c, h, w = x.shape
-
-    def out_size(size):
-        span = size + 2 * p - k
-        o = (-(-span // s) if ceil_mode else span // s) + 1
-        return o - 1 if ceil_mode and (o - 1) * s >= size + p else o
-
-    oh, ow = out_size(h), out_size(w)
-    out = np.zeros((n, c, oh, ow))
-    for i in range(oh):
-        for j in range(ow):
-            r0, c0 = i * s - p, j * s - p
-            rows = slice(max(r0, 0), min(r0 + k, h))
-            cols = slice(max(c0, 0), min(c0 + k, w))
-            win = x[:, :, rows, cols]
-            if reduce == "max":
-                out[:, :, i, j] = win.max(axis=(2, 3))
-            else:
-                if count_include_pad:  # positions inside the padded input count
-                    count = ((min(r0 + k, h + p) - r0) * (min(c0 + k, w + p) - c0))
-                else:
-                    count = win.shape[2] * win.shape[3]
-                out[:, :, i, j] = win.sum(axis=(2, 3)) / count
-    return out
 
 
 # ---- forward values ------------------------------------------------------------------------
@@ -94,7 +52,7 @@ def test_conv2d_matches_reference(stride, padding, bias):
     if bias:
         layer.bias.data[...] = randn(4)
     x = randn(2, 3, 7, 6)
-    want = conv2d_ref(x, layer.weight.data, layer.bias.data if bias else None, stride, padding)
+    want = refs.conv2d(x, layer.weight.data, layer.bias.data if bias else None, stride, padding)
     close(layer(tg.Tensor(x)), want, 1e-4)
     assert nn.Conv2d(1, 2, (3, 5)).weight.shape == (2, 1, 3, 5)
 
@@ -103,7 +61,7 @@ def test_conv2d_matches_reference(stride, padding, bias):
                                            (3, 2, 1, True)])
 def test_max_pool2d_matches_reference(k, s, p, ceil):
     x = randn(2, 3, 7, 5)
-    close(nn.MaxPool2d(k, s, p, ceil)(tg.Tensor(x)), pool_ref(x, k, s or k, p, ceil, "max"))
+    close(nn.MaxPool2d(k, s, p, ceil)(tg.Tensor(x)), refs.pool2d(x, k, s or k, p, ceil, "max"))
 
 
 @pytest.mark.parametrize("k, s, p, ceil, include", [(2, None, 0, False, True), (3, 2, 1, False, True),
@@ -111,7 +69,7 @@ def test_max_pool2d_matches_reference(k, s, p, ceil):
 def test_avg_pool2d_matches_reference(k, s, p, ceil, include):
     x = randn(2, 3, 7, 5)
     layer = nn.AvgPool2d(k, s, p, ceil, count_include_pad=include)
-    close(layer(tg.Tensor(x)), pool_ref(x, k, s or k, p, ceil, "avg", include))
+    close(layer(tg.Tensor(x)), refs.pool2d(x, k, s or k, p, ceil, "avg", include))
 
 
 def test_activations_softmax_and_flatten():

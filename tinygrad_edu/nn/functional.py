@@ -15,13 +15,15 @@ Arguments, one rule for every function here:
   converted copy would silently lose the update.
 * A size argument (``kernel_size``, ``stride``, ``padding``) is an int or a pair of ints (bools
   and floats are refused); kernel_size and stride are >= 1, padding >= 0. Anything else raises
-  a ``ValueError`` naming the argument.
+  a ``ValueError`` naming the argument. These and the window rules (output size, ceil_mode,
+  pooling padding at most half the kernel) are PyTorch's, checked in ``ops/geometry.py``.
 """
 import numpy as np
 
 from ..backend import get_xp
 from ..creation import generator
 from ..ops import flatten as _flatten, relu as _relu, sigmoid as _sigmoid, tanh as _tanh
+from ..ops import geometry
 from ..ops.nn_ops import BCEWithLogits, Conv2d, Im2Col, Linear, MaxPool2d, SoftmaxCrossEntropy
 from ..ops.reduce import normalize_axes
 from ..tensor import Tensor, no_grad
@@ -45,15 +47,6 @@ def _tensors(fn, **args):
                 raise TypeError(f"{fn}: {name} ({type(v).__name__}) is not array data: {e}") from e
         out.append(v)
     return out
-
-
-def _pair(fn, name, v, minimum):
-    """A size argument as a pair of Python ints, each >= minimum."""
-    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-    if len(pair) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
-                                 and n >= minimum for n in pair):
-        raise ValueError(f"{fn}: {name} must be an int >= {minimum} or a pair of them, got {v!r}")
-    return int(pair[0]), int(pair[1])
 
 
 def _check_rank(fn, x, ranks):
@@ -84,17 +77,13 @@ def linear(x, weight, bias=None):
     return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
 
 
-def _out_size(name, size, k, s, p, ceil_mode=False):
-    """Output length along one axis; k, s >= 1 and p >= 0 are checked already."""
-    span = size + 2 * p - k
-    if span < 0:
-        raise ValueError(f"{name}: kernel {k} is larger than the padded input ({size} + 2*{p})")
-    if not ceil_mode:
-        return span // s + 1
-    out = -(-span // s) + 1
-    if (out - 1) * s >= size + p:  # PyTorch's rule: the last window must start inside the input
-        out -= 1
-    return out
+def _check_kernel_dtype(fn, x):
+    """conv2d and pooling run compiled kernels: Numba's for float32 and float64 on the CPU,
+    CUDA's for float32 on the GPU."""
+    ok = ("float32",) if x.device == "cuda" else ("float32", "float64")
+    if x.dtype.name not in ok:
+        raise TypeError(f"{fn}: the {x.device.upper()} kernels take {' or '.join(ok)} input, "
+                        f"got {x.dtype}; convert with .float()")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
@@ -106,8 +95,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     ``Conv2d`` op in ``ops/nn_ops.py``).
     """
     x, weight, bias = _tensors("conv2d", x=x, weight=weight, bias=bias)
-    sh, sw = _pair("conv2d", "stride", stride, 1)
-    ph, pw = _pair("conv2d", "padding", padding, 0)
+    sh, sw = geometry.size_pair("conv2d", "stride", stride, 1)
+    ph, pw = geometry.size_pair("conv2d", "padding", padding, 0)
     _check_rank("conv2d", x, (4,))
     if weight.ndim != 4 or weight.shape[1] != x.shape[1] or 0 in weight.shape[2:]:
         raise ValueError(f"conv2d: input of shape {x.shape} has {x.shape[1]} channels, weight "
@@ -115,33 +104,31 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
                          "and kh, kw >= 1")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ValueError(f"conv2d: bias of shape {bias.shape} should be ({weight.shape[0]},)")
-    kh, kw = weight.shape[2], weight.shape[3]
-    oh = _out_size("conv2d", x.shape[2], kh, sh, ph)
-    ow = _out_size("conv2d", x.shape[3], kw, sw, pw)
+    window = (weight.shape[2], weight.shape[3], sh, sw, ph, pw)
+    out_size = geometry.checked_output_size("conv2d", x.shape[2:], window)
     _check_dtypes("conv2d", x, ("weight", weight), ("bias", bias))
+    _check_kernel_dtype("conv2d", x)
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return Conv2d.apply(*inputs, geometry=(kh, kw, sh, sw, ph, pw), out_size=(oh, ow))
+    return Conv2d.apply(*inputs, geometry=window, out_size=out_size)
 
 
-def _pool_geometry(fn, x, kernel_size, stride, padding):
-    """((kh, kw), (sh, sw), (ph, pw)) of a pooling, checked; stride None means kernel_size."""
-    k = _pair(fn, "kernel_size", kernel_size, 1)
-    s = k if stride is None else _pair(fn, "stride", stride, 1)
-    p = _pair(fn, "padding", padding, 0)
+def _pool_window(fn, x, kernel_size, stride, padding, ceil_mode):
+    """The checked geometry (kh, kw, sh, sw, ph, pw) of a pooling of x, and its output size."""
+    window = geometry.pool_geometry(fn, kernel_size, stride, padding)
     _check_rank(fn, x, (4,))
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2:  # else a window could lie wholly in the padding
-        raise ValueError(f"{fn}: padding {padding} must be at most half the kernel {kernel_size}")
-    return k, s, p
+    out_size = geometry.checked_output_size(fn, x.shape[2:], window, ceil_mode)
+    _check_kernel_dtype(fn, x)
+    return window, out_size
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Max over each kh x kw window. ``ceil_mode=True`` keeps a last, partial window at the
     border (Theano's ``ignore_border=False``); padding never wins the max."""
     x, = _tensors("max_pool2d", x=x)
-    (kh, kw), (sh, sw), (ph, pw) = _pool_geometry("max_pool2d", x, kernel_size, stride, padding)
-    oh = _out_size("max_pool2d", x.shape[2], kh, sh, ph, ceil_mode)
-    ow = _out_size("max_pool2d", x.shape[3], kw, sw, pw, ceil_mode)
-    return MaxPool2d.apply(x, geometry=(kh, kw, sh, sw, ph, pw), out_size=(oh, ow))
+    window, out_size = _pool_window("max_pool2d", x, kernel_size, stride, padding, ceil_mode)
+    if 0 in x.shape[2:]:
+        raise ValueError(f"max_pool2d: input of shape {x.shape} has no pixels to take a max of")
+    return MaxPool2d.apply(x, geometry=window, out_size=out_size)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
@@ -149,21 +136,20 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     over each row. Windows that reach past the border (ceil_mode) divide by the positions they
     cover inside the (padded) input, as PyTorch does."""
     x, = _tensors("avg_pool2d", x=x)
-    (kh, kw), (sh, sw), (ph, pw) = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding)
+    window, (oh, ow) = _pool_window("avg_pool2d", x, kernel_size, stride, padding, ceil_mode)
+    kh, kw, sh, sw, ph, pw = window
     n, c, h, w = x.shape
-    oh = _out_size("avg_pool2d", h, kh, sh, ph, ceil_mode)
-    ow = _out_size("avg_pool2d", w, kw, sw, pw, ceil_mode)
     extra_h, extra_w = (oh - 1) * sh + kh - h - 2 * ph, (ow - 1) * sw + kw - w - 2 * pw
     padded = x.reshape(n * c, 1, h, w).pad((pw, pw + max(extra_w, 0), ph, ph + max(extra_h, 0)))
-    geometry = (kh, kw, sh, sw, 0, 0)
-    sums = Im2Col.apply(padded, geometry=geometry).sum(axis=1)
+    unpadded = (kh, kw, sh, sw, 0, 0)
+    sums = Im2Col.apply(padded, geometry=unpadded).sum(axis=1)
     # the positions that count, made on x's device (no copy from the host to the GPU)
     counted = get_xp(x.data).zeros((1, 1) + padded.shape[2:], dtype=x.dtype)
     if count_include_pad:
         counted[..., :h + 2 * ph, :w + 2 * pw] = 1
     else:
         counted[..., ph:ph + h, pw:pw + w] = 1
-    counts = Im2Col.apply(Tensor._wrap(counted), geometry=geometry).sum(axis=1)
+    counts = Im2Col.apply(Tensor._wrap(counted), geometry=unpadded).sum(axis=1)
     return (sums.reshape(n, c, oh, ow) / counts.reshape(1, 1, oh, ow))
 
 

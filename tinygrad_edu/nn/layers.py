@@ -8,6 +8,7 @@ and names itself and both shapes in the error.
 """
 import numpy as np
 
+from ..ops.geometry import size_pair
 from ..tensor import Tensor, no_grad
 from . import functional as F
 from . import init
@@ -18,13 +19,6 @@ def _int(layer, name, v, minimum=1):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
         raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {v!r}")
     return int(v)
-
-
-def _pair(layer, name, v, minimum=1):
-    pair = (v, v) if not isinstance(v, (tuple, list)) else tuple(v)
-    if len(pair) != 2:
-        raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {v!r}")
-    return tuple(_int(layer, name, n, minimum) for n in pair)
 
 
 def _check_input(layer, x, ranks, expected, dim=None, size=None):
@@ -74,9 +68,9 @@ class Conv2d(Module):
         super().__init__()
         self.in_channels = _int("Conv2d", "in_channels", in_channels)
         self.out_channels = _int("Conv2d", "out_channels", out_channels)
-        self.kernel_size = _pair("Conv2d", "kernel_size", kernel_size)
-        self.stride = _pair("Conv2d", "stride", stride)
-        self.padding = _pair("Conv2d", "padding", padding, minimum=0)
+        self.kernel_size = size_pair("Conv2d", "kernel_size", kernel_size, 1, each=True)
+        self.stride = size_pair("Conv2d", "stride", stride, 1, each=True)
+        self.padding = size_pair("Conv2d", "padding", padding, 0, each=True)
         shape = (out_channels, in_channels) + self.kernel_size
         self.weight = Parameter(np.zeros(shape, dtype=np.float32))
         init.xavier_uniform_(self.weight)
@@ -97,9 +91,11 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
         name = type(self).__name__
-        _pair(name, "kernel_size", kernel_size)
-        _pair(name, "stride", kernel_size if stride is None else stride)
-        _pair(name, "padding", padding, minimum=0)
+        # checked here, so a bad layer fails where it is made; kept as given, for the repr
+        size_pair(name, "kernel_size", kernel_size, 1, each=True)
+        if stride is not None:
+            size_pair(name, "stride", stride, 1, each=True)
+        size_pair(name, "padding", padding, 0, each=True)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding, self.ceil_mode = padding, bool(ceil_mode)

@@ -1,9 +1,11 @@
 """GPU kernels: the CUDA C sources in ``kernels/*.cu``, compiled by CuPy at first use.
 
-Each public function mirrors its NumPy/Numba twin in ``cpu_kernels``: same arguments, same
-layouts, same results up to float32 rounding. It checks its inputs (a raw CUDA kernel checks
-nothing and would read out of bounds on a wrong shape), allocates the outputs, and launches
-one kernel with one thread per output element (per row for softmax cross-entropy).
+Each public function mirrors its Numba twin in ``cpu_kernels``: same arguments, same layouts,
+same results up to float32 rounding. It asserts what the kernel relies on (dtype, rank,
+contiguity, shapes, a window geometry that passed ``ops/geometry.py``: its callers, the ops in
+``nn_ops`` fed by ``nn.functional``, have checked the arguments, but a raw CUDA kernel checks
+nothing and would read out of bounds), allocates the outputs, and launches one kernel with
+one thread per output element (per row for softmax cross-entropy).
 
 How a source becomes a running kernel:
 
@@ -14,7 +16,7 @@ How a source becomes a running kernel:
 3. ``kernel((blocks,), (threads,), args)`` launches it. Arrays travel as pointers; every size
    travels as a 64-bit ``long long``, matching the kernels' signatures.
 
-The checks run before anything touches CuPy, so they are testable on a machine without a GPU
+The asserts run before anything touches CuPy, so they are testable on a machine without a GPU
 (``tests/kernels/test_cuda_emulated.py`` runs them, and the kernels themselves, on the CPU).
 """
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import _import_cupy
+from .geometry import assert_fits, assert_windows_hold_pixels
 
 __all__ = ["im2col", "col2im", "maxpool2d_forward", "maxpool2d_backward",
            "softmax_ce_forward", "softmax_ce_backward", "kernel_dir", "launch_config"]
@@ -91,80 +94,14 @@ def _empty(like, shape, dtype):
         return cp.empty(shape, dtype=dtype)
 
 
-# ---- input checks (no CuPy needed: a NumPy array has the same dtype/shape/flags) -------------
+# ---- preconditions (asserted: the callers in nn_ops, fed by nn.functional, checked them) ------
 
-def _check_array(op, name, a, dtype, ndim):
-    if not all(hasattr(a, attr) for attr in ("dtype", "shape", "flags")):
-        raise TypeError(f"{op}: {name} must be an array, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{op}: {name} must be {np.dtype(dtype).name}, got {a.dtype} "
-                        f"(convert with .astype({np.dtype(dtype).name}))")
-    if a.ndim != ndim:
-        raise ValueError(f"{op}: {name} must be {ndim}-D, got shape {tuple(a.shape)}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{op}: {name} must be C-contiguous (use xp.ascontiguousarray), "
-                         f"got strides {a.strides} for shape {tuple(a.shape)}")
-
-
-def _check_ints(op, minimum, **values):
-    """Each value must be an integer >= minimum; returns them as Python ints, in order."""
-    out = []
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{op}: {name} must be an int, got {type(v).__name__}")
-        if v < minimum:
-            raise ValueError(f"{op}: {name} must be >= {minimum}, got {v}")
-        out.append(int(v))
-    return out
-
-
-def _check_shape4(op, x_shape):
-    if len(x_shape) != 4:
-        raise ValueError(f"{op}: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
-    return _check_ints(op, 0, N=x_shape[0], C=x_shape[1], H=x_shape[2], W=x_shape[3])
-
-
-def _conv_geometry(op, H, W, kh, kw, sh, sw, ph, pw):
-    """Checked window parameters and the output size (OH, OW) of im2col."""
-    kh, kw, sh, sw = _check_ints(op, 1, kh=kh, kw=kw, sh=sh, sw=sw)
-    ph, pw = _check_ints(op, 0, ph=ph, pw=pw)
-    if H + 2 * ph < kh or W + 2 * pw < kw:
-        raise ValueError(f"{op}: kernel {kh}x{kw} is larger than the padded input "
-                         f"{H + 2 * ph}x{W + 2 * pw}")
-    return (kh, kw, sh, sw, ph, pw), ((H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1)
-
-
-def _pool_geometry(op, H, W, kh, kw, sh, sw, ph, pw, oh, ow):
-    """Checked window parameters for max-pooling to (oh, ow): every window must overlap the
-    input (else its max would be undefined), i.e. the first starts before the padding ends
-    (ph < kh) and the last starts inside (the ceil_mode rule (oh - 1)*sh - ph < H)."""
-    kh, kw, sh, sw, oh, ow = _check_ints(op, 1, kh=kh, kw=kw, sh=sh, sw=sw, oh=oh, ow=ow)
-    ph, pw = _check_ints(op, 0, ph=ph, pw=pw)
-    if ph >= kh or pw >= kw:
-        raise ValueError(f"{op}: padding ({ph}, {pw}) must be smaller than the kernel "
-                         f"({kh}, {kw}), or the first window is all padding")
-    if (oh - 1) * sh - ph >= H or (ow - 1) * sw - pw >= W:
-        raise ValueError(f"{op}: output {oh}x{ow} is too large for input {H}x{W}: "
-                         f"the last window would lie entirely in the padding")
-    return kh, kw, sh, sw, ph, pw
-
-
-def _check_rows(op, logits, labels):
-    _check_array(op, "logits", logits, np.float32, 2)
-    _check_array(op, "labels", labels, np.int64, 1)
-    N, K = logits.shape
-    if labels.shape[0] != N:
-        raise ValueError(f"{op}: labels has shape {tuple(labels.shape)} but logits has "
-                         f"shape {tuple(logits.shape)}: need one label per row")
-    if K < 1:
-        raise ValueError(f"{op}: logits needs at least one class, got shape {(N, K)}")
-    return N, K
-
-
-def _check_label_range(op, lowest, highest, K):
-    if lowest < 0 or highest >= K:
-        raise ValueError(f"{op}: labels must lie in [0, {K}), got values in "
-                         f"[{lowest}, {highest}]")
+def _assert_array(op, name, a, dtype, ndim):
+    """A raw CUDA kernel checks nothing, and reads out of bounds (or reinterprets the bytes) on
+    a wrong dtype, rank or layout. (No CuPy needed: a NumPy array has the same attributes.)"""
+    assert (a.dtype == dtype and a.ndim == ndim and a.flags.c_contiguous), (
+        f"{op}: {name} must be a C-contiguous {ndim}-D {np.dtype(dtype).name} array, got "
+        f"{a.dtype} of shape {tuple(a.shape)}, strides {a.strides}")
 
 
 # ---- the kernels -----------------------------------------------------------------------------
@@ -172,10 +109,10 @@ def _check_label_range(op, lowest, highest, K):
 def im2col(x, kh, kw, sh, sw, ph, pw):
     """cols (N*OH*OW, C*kh*kw): row (n, oy, ox), column (c, i, j) holds
     x[n, c, oy*sh - ph + i, ox*sw - pw + j], 0 in the padding."""
-    _check_array("im2col", "x", x, np.float32, 4)
+    _assert_array("im2col", "x", x, np.float32, 4)
     N, C, H, W = x.shape
-    geometry, (OH, OW) = _conv_geometry("im2col", H, W, kh, kw, sh, sw, ph, pw)
-    kh, kw = geometry[:2]
+    geometry = (kh, kw, sh, sw, ph, pw)
+    OH, OW = assert_fits("im2col", (H, W), geometry)
     cols = _empty(x, (N * OH * OW, C * kh * kw), np.float32)
     _launch("im2col.cu", "im2col", cols.size, x, cols, N, C, H, W, *geometry, OH, OW)
     return cols
@@ -183,13 +120,13 @@ def im2col(x, kh, kw, sh, sw, ph, pw):
 
 def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
     """dx (N, C, H, W), the adjoint of im2col: each pixel sums the cols entries copied from it."""
-    _check_array("col2im", "cols", cols, np.float32, 2)
-    N, C, H, W = _check_shape4("col2im", x_shape)
-    geometry, (OH, OW) = _conv_geometry("col2im", H, W, kh, kw, sh, sw, ph, pw)
-    kh, kw = geometry[:2]
-    if tuple(cols.shape) != (N * OH * OW, C * kh * kw):
-        raise ValueError(f"col2im: cols has shape {tuple(cols.shape)}, but im2col of x_shape "
-                         f"{(N, C, H, W)} gives {(N * OH * OW, C * kh * kw)}")
+    _assert_array("col2im", "cols", cols, np.float32, 2)
+    N, C, H, W = x_shape
+    geometry = (kh, kw, sh, sw, ph, pw)
+    OH, OW = assert_fits("col2im", (H, W), geometry)
+    assert tuple(cols.shape) == (N * OH * OW, C * kh * kw), (
+        f"col2im: cols has shape {tuple(cols.shape)}, im2col of x_shape {tuple(x_shape)} gives "
+        f"{(N * OH * OW, C * kh * kw)}")
     dx = _empty(cols, (N, C, H, W), np.float32)
     _launch("im2col.cu", "col2im", dx.size, cols, dx, N, C, H, W, *geometry, OH, OW)
     return dx
@@ -198,9 +135,10 @@ def col2im(cols, x_shape, kh, kw, sh, sw, ph, pw):
 def maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow):
     """(y, idx), both (N, C, oh, ow): the max over each window's in-bounds positions and the
     flat index h*W + w (in the H*W plane) of its first maximum in row-major window order."""
-    _check_array("maxpool2d_forward", "x", x, np.float32, 4)
+    _assert_array("maxpool2d_forward", "x", x, np.float32, 4)
     N, C, H, W = x.shape
-    geometry = _pool_geometry("maxpool2d_forward", H, W, kh, kw, sh, sw, ph, pw, oh, ow)
+    geometry = (kh, kw, sh, sw, ph, pw)
+    assert_windows_hold_pixels("maxpool2d_forward", (H, W), geometry, (oh, ow))
     y = _empty(x, (N, C, oh, ow), np.float32)
     idx = _empty(x, (N, C, oh, ow), np.int64)
     _launch("maxpool.cu", "maxpool2d_forward", y.size, x, y, idx, N, C, H, W, *geometry, oh, ow)
@@ -211,27 +149,40 @@ def maxpool2d_backward(gy, idx, x_shape, kh, kw, sh, sw, ph, pw):
     """dx (x_shape) with dx[n, c].flat[idx] += gy. Unlike the CPU scatter, the GPU gather needs
     the window geometry (the same as forward's) to find the windows covering each pixel."""
     op = "maxpool2d_backward"
-    _check_array(op, "gy", gy, np.float32, 4)
-    _check_array(op, "idx", idx, np.int64, 4)
-    if idx.shape != gy.shape:
-        raise ValueError(f"{op}: idx has shape {tuple(idx.shape)} but gy has {tuple(gy.shape)}")
-    N, C, H, W = _check_shape4(op, x_shape)
-    if tuple(gy.shape[:2]) != (N, C):
-        raise ValueError(f"{op}: gy has shape {tuple(gy.shape)}, x_shape {(N, C, H, W)}: "
-                         f"batch and channels must match")
+    _assert_array(op, "gy", gy, np.float32, 4)
+    _assert_array(op, "idx", idx, np.int64, 4)
+    N, C, H, W = x_shape
+    assert idx.shape == gy.shape and tuple(gy.shape[:2]) == (N, C), (
+        f"{op}: gy {tuple(gy.shape)} and idx {tuple(idx.shape)} must be equal and match x_shape "
+        f"{tuple(x_shape)} in batch and channels")
     oh, ow = gy.shape[2:]
-    geometry = _pool_geometry(op, H, W, kh, kw, sh, sw, ph, pw, oh, ow)
+    geometry = (kh, kw, sh, sw, ph, pw)
+    assert_windows_hold_pixels(op, (H, W), geometry, (oh, ow))
     dx = _empty(gy, (N, C, H, W), np.float32)
     _launch("maxpool.cu", "maxpool2d_backward", dx.size, gy, idx, dx, N, C, H, W, *geometry,
             oh, ow)
     return dx
 
 
+def _assert_rows(op, logits, labels, **per_row):
+    """logits (N, K) float32 with K >= 1, labels (N,) int64, and one float32 value per row in
+    each array of ``per_row``; returns (N, K)."""
+    _assert_array(op, "logits", logits, np.float32, 2)
+    _assert_array(op, "labels", labels, np.int64, 1)
+    N, K = logits.shape
+    assert K >= 1 and labels.shape[0] == N, (
+        f"{op}: logits {(N, K)} needs a class and one label per row, got labels "
+        f"{tuple(labels.shape)}")
+    for name, a in per_row.items():
+        _assert_array(op, name, a, np.float32, 1)
+        assert a.shape[0] == N, f"{op}: {name} has shape {tuple(a.shape)}, logits {(N, K)}"
+    return N, K
+
+
 def softmax_ce_forward(logits, labels):
-    """(loss, lse), both (N,): lse = logsumexp of each row, loss = lse - logits[n, labels[n]]."""
-    N, K = _check_rows("softmax_ce_forward", logits, labels)
-    if N:   # one device-to-host copy: cheaper than debugging a silent NaN later
-        _check_label_range("softmax_ce_forward", int(labels.min()), int(labels.max()), K)
+    """(loss, lse), both (N,): lse = logsumexp of each row, loss = lse - logits[n, labels[n]].
+    A label outside [0, K) gives a NaN loss (nn.functional checks labels before)."""
+    N, K = _assert_rows("softmax_ce_forward", logits, labels)
     loss = _empty(logits, (N,), np.float32)
     lse = _empty(logits, (N,), np.float32)
     _launch("softmax_ce.cu", "softmax_ce_forward", N, logits, labels, loss, lse, N, K)
@@ -240,14 +191,7 @@ def softmax_ce_forward(logits, labels):
 
 def softmax_ce_backward(logits, labels, lse, gy):
     """dlogits (N, K) = gy[:, None] * (softmax(logits) - onehot(labels)), softmax from lse."""
-    op = "softmax_ce_backward"
-    N, K = _check_rows(op, logits, labels)
-    _check_array(op, "lse", lse, np.float32, 1)
-    _check_array(op, "gy", gy, np.float32, 1)
-    for name, a in (("lse", lse), ("gy", gy)):
-        if a.shape[0] != N:
-            raise ValueError(f"{op}: {name} has shape {tuple(a.shape)} but logits has "
-                             f"shape {tuple(logits.shape)}: need one value per row")
+    N, K = _assert_rows("softmax_ce_backward", logits, labels, lse=lse, gy=gy)
     dlogits = _empty(logits, (N, K), np.float32)
     _launch("softmax_ce.cu", "softmax_ce_backward", N, logits, labels, lse, gy, dlogits, N, K)
     return dlogits
