@@ -1,33 +1,32 @@
-"""Every op on the GPU against the same op on the CPU: values, gradients, and where data lives.
+"""Every op of the op table (tests/op_table.py) on the GPU against the same op on the CPU:
+values, gradients, and where data lives.
 
-Skipped unless CuPy imports and sees a GPU. Each case builds one graph from float32 inputs on
-both devices, projects the output on fixed weights in [0.5, 1.5) and backpropagates; the CPU run
-is the reference for the GPU run's output and for the gradient of every input. Float32
-tolerances (one float32 ulp is ~1.2e-7 relative):
-
-* ELEMENTWISE, rtol 1e-5 and atol 1e-6: one function per element; CUDA's exp, log, tanh and pow
-  differ from the CPU's by a few ulps, and a gradient chains two or three of them.
-* SUMMED, rtol 1e-4 and atol 1e-5: anything that adds many float32 terms (reductions, matmul,
-  convolution, pooling and loss gradients, the gradient of a broadcast input): cuBLAS, CuPy's
-  reductions and our CUDA kernels add in another order than NumPy and Numba. Inputs are O(1) and
-  no sum here has more than a few hundred terms.
-* exact: copies, comparisons, argmax and max-pooling's forward pass (a max is exact).
+Skipped unless CuPy imports and sees a GPU. Each row's cases are drawn by Hypothesis as on the
+CPU (tests/core/test_ops_forward_backward.py, which checks the CPU against NumPy and central
+differences), converted to float32, and run on both devices: one graph, the output projected
+on fixed weights in [0.5, 1.5), backpropagated; the CPU run is the reference for the GPU run's
+output and for the gradient of every input, within the row's tolerance class (ELEMENTWISE,
+SUMMED or EXACT, explained in op_table.py). Every output and gradient must be a CuPy array.
 """
 import collections
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinygrad_edu as tg
 import tinygrad_edu.nn.functional as F
 from tinygrad_edu.backend import cuda_available
+from tinygrad_edu.ops.elementwise import Tanh
+
+from op_table import ELEMENTWISE, NN_OPS, OPS, SUMMED, Case, ids, sigmoid_ref
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not cuda_available(), reason="needs CuPy and a CUDA GPU")]
 
 GPU = "cuda"
-ELEMENTWISE = dict(rtol=1e-5, atol=1e-6)
-SUMMED = dict(rtol=1e-4, atol=1e-5)
+EXAMPLES = settings(max_examples=10)  # per row; the CPU side draws 25 of the same cases
 
 
 @pytest.fixture(scope="module")
@@ -41,143 +40,109 @@ def assert_on_gpu(t, cp):
     assert t.device == GPU and isinstance(t.data, cp.ndarray), (t.device, type(t.data))
 
 
-def data(shape, kind="normal", seed=0):
-    """float32 test inputs: "normal"; "positive" in [0.5, 2) for log, sqrt, pow; "away" with
-    |x| in [0.2, 2) for functions with a kink at 0; "distinct" values at least 0.1 apart (no ties
-    for max, min, maximum and max-pooling)."""
+def sample(shape, kind="normal", seed=0):
+    """float32 inputs for the tests below the table: "normal", or "positive" in [0.5, 2)."""
     rng = np.random.default_rng(seed)
-    n = int(np.prod(shape))
-    if kind == "positive":
-        x = rng.uniform(0.5, 2.0, n)
-    elif kind == "away":
-        x = rng.choice([-1.0, 1.0], n) * rng.uniform(0.2, 2.0, n)
-    elif kind == "distinct":
-        x = (rng.permutation(n) - n / 2) * 0.1 + rng.uniform(-0.02, 0.02, n)
-    else:
-        x = rng.standard_normal(n)
-    return x.reshape(shape).astype(np.float32)
+    x = rng.uniform(0.5, 2.0, shape) if kind == "positive" else rng.standard_normal(shape)
+    return x.astype(np.float32)
 
 
-def run(fn, arrays, device):
-    """fn on Tensors made from ``arrays`` on ``device``; returns (output, input gradients)."""
-    xs = [tg.Tensor(a, requires_grad=True, device=device) for a in arrays]
-    y = fn(*xs)
-    weights = np.random.default_rng(99).uniform(0.5, 1.5, y.shape).astype(y.dtype)
-    (y * tg.Tensor(weights, device=device)).sum().backward()
+def run(fn, case, device, dtype):
+    """fn on the case's arrays as Tensors on ``device`` (floats as ``dtype``), its output
+    projected on fixed weights and backpropagated; returns (output, input gradients)."""
+    xs = [tg.Tensor(a.astype(dtype) if a.dtype.kind == "f" else a, device=device,
+                    requires_grad=g and a.dtype.kind == "f")
+          for a, g in zip(case.arrays, case.requires_grad)]
+    y = fn(*xs, **case.params)
+    if y.requires_grad:
+        weights = np.random.default_rng(99).uniform(0.5, 1.5, y.shape).astype(y.dtype)
+        (y * tg.Tensor(weights, device=device)).sum().backward()
     return y, [x.grad for x in xs]
 
 
-def compare(fn, arrays, tol, cp):
-    y_cpu, grads_cpu = run(fn, arrays, "cpu")
-    y_gpu, grads_gpu = run(fn, arrays, GPU)
+def compare(fn, case, tol, cp, dtype=np.float32):
+    y_cpu, grads_cpu = run(fn, case, "cpu", dtype)
+    y_gpu, grads_gpu = run(fn, case, GPU, dtype)
     assert_on_gpu(y_gpu, cp)
-    assert y_gpu.shape == y_cpu.shape and y_gpu.dtype == y_cpu.dtype
+    assert (y_gpu.shape, y_gpu.dtype) == (y_cpu.shape, y_cpu.dtype)
+    assert y_gpu.requires_grad == y_cpu.requires_grad
+    if y_cpu.dtype.kind != "f":  # comparisons, argmax: exact, and no graph
+        assert y_gpu.grad_fn is None
+        np.testing.assert_array_equal(y_gpu.numpy(), y_cpu.numpy(), err_msg="forward")
+        return
     np.testing.assert_allclose(y_gpu.numpy(), y_cpu.numpy(), **tol, err_msg="forward")
     for i, (g_gpu, g_cpu) in enumerate(zip(grads_gpu, grads_cpu)):
+        if g_cpu is None:  # a constant input
+            assert g_gpu is None, f"input {i}"
+            continue
         assert_on_gpu(g_gpu, cp)
+        assert (g_gpu.shape, g_gpu.dtype) == (g_cpu.shape, g_cpu.dtype)
         np.testing.assert_allclose(g_gpu.numpy(), g_cpu.numpy(), **tol,
                                    err_msg=f"gradient of input {i}")
 
 
-# ---- the op table: (id, function of Tensors, inputs as (shape, kind), tolerance) ----------------
-A, B = ((3, 4), "normal"), ((3, 4), "positive")
-CORE = [
-    ("add_broadcast", lambda a, b: a + b, [((2, 3, 4), "normal"), ((3, 1), "normal")], SUMMED),
-    ("sub", lambda a, b: a - b, [A, A], ELEMENTWISE),
-    ("mul_broadcast", lambda a, b: a * b, [((2, 3, 4), "normal"), ((4,), "normal")], SUMMED),
-    ("div", lambda a, b: a / b, [A, B], ELEMENTWISE),
-    ("pow", lambda a, b: a ** b, [B, A], ELEMENTWISE),
-    ("scalars", lambda a: (2.5 * a - 1.0) / 3.0 + a ** 2, [A], ELEMENTWISE),
-    ("neg", lambda a: -a, [A], ELEMENTWISE),
-    ("exp", lambda a: a.exp(), [A], ELEMENTWISE),
-    ("log", lambda a: a.log(), [B], ELEMENTWISE),
-    ("sqrt", lambda a: a.sqrt(), [B], ELEMENTWISE),
-    ("abs", lambda a: a.abs(), [((3, 4), "away")], ELEMENTWISE),
-    ("tanh", lambda a: a.tanh(), [A], ELEMENTWISE),
-    ("sigmoid", lambda a: a.sigmoid(), [A], ELEMENTWISE),
-    ("relu", lambda a: a.relu(), [((3, 4), "away")], ELEMENTWISE),
-    ("maximum", lambda a, b: tg.maximum(a, b), [((3, 4), "distinct"), A], ELEMENTWISE),
-    ("minimum", lambda a, b: tg.minimum(a, b), [((3, 4), "distinct"), A], ELEMENTWISE),
-    ("clip", lambda a: a.clip(-0.5, 0.5), [((4, 5), "distinct")], ELEMENTWISE),
-    ("where", lambda a, b: tg.where(a > b, a, b * 2), [A, A], ELEMENTWISE),
-    ("sum", lambda a: a.sum(), [((5, 6), "normal")], SUMMED),
-    ("sum_axes", lambda a: a.sum(axis=(0, 2), keepdims=True), [((3, 4, 5), "normal")], SUMMED),
-    ("mean", lambda a: a.mean(dim=-1), [((3, 4, 5), "normal")], SUMMED),
-    ("max_axis", lambda a: a.max(axis=1), [((3, 7), "distinct")], SUMMED),
-    ("min_all", lambda a: a.min(), [((3, 7), "distinct")], SUMMED),
-    ("var", lambda a: a.var(axis=0), [((6, 4), "normal")], SUMMED),
-    ("reshape", lambda a: a.reshape(4, 3) * 1.5, [A], ELEMENTWISE),
-    ("permute", lambda a: a.permute(2, 0, 1), [((2, 3, 4), "normal")], ELEMENTWISE),
-    ("transpose_T", lambda a: a.transpose(0, 1) + a.T, [((4, 4), "normal")], ELEMENTWISE),
-    ("flatten_squeeze", lambda a: a.unsqueeze(0).flatten(1).squeeze(0), [A], ELEMENTWISE),
-    ("getitem_slices", lambda a: a[::-1, 1:3], [A], ELEMENTWISE),
-    ("getitem_repeats", lambda a: a[[0, 2, 0, 0]], [A], ELEMENTWISE),  # add.at on the GPU
-    ("getitem_mask", lambda a: a[a.detach() > 0], [A], ELEMENTWISE),
-    ("pad", lambda a: a.pad((1, 2, 0, 1), value=0.5), [A], ELEMENTWISE),
-    ("cat", lambda a, b: tg.cat([a, b], dim=1), [A, B], ELEMENTWISE),
-    ("stack", lambda a, b: tg.stack([a, b], axis=-1), [A, A], ELEMENTWISE),
-    ("expand", lambda a: a.expand(2, 3, 4), [((3, 1), "normal")], SUMMED),
-    ("cast", lambda a: a.double().exp().float(), [A], ELEMENTWISE),
-    ("matmul", lambda a, b: a @ b, [((5, 7), "normal"), ((7, 3), "normal")], SUMMED),
-    ("matmul_batched", lambda a, b: a @ b, [((2, 5, 7), "normal"), ((7, 3), "normal")], SUMMED),
-    ("matmul_vectors", lambda a, b: (a @ b) @ a, [((7,), "normal"), ((7, 7), "normal")], SUMMED),
-]
-
-LABELS = np.array([0, 3, 1, 4, 4, 2])  # NumPy labels are copied to the logits' device
-IMG = ((2, 3, 9, 8), "normal")
-NN = [
-    ("linear", lambda x, w, b: F.linear(x, w, b),
-     [((6, 5), "normal"), ((4, 5), "normal"), ((4,), "normal")], SUMMED),
-    ("conv2d", lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1),
-     [IMG, ((4, 3, 3, 2), "normal"), ((4,), "normal")], SUMMED),
-    ("conv2d_plain", lambda x, w: F.conv2d(x, w), [IMG, ((5, 3, 1, 1), "normal")], SUMMED),
-    ("max_pool2d", lambda x: F.max_pool2d(x, 2, ceil_mode=True), [((2, 3, 9, 8), "distinct")],
-     SUMMED),
-    ("max_pool2d_overlap", lambda x: F.max_pool2d(x, 3, stride=2, padding=1),
-     [((2, 3, 9, 8), "distinct")], SUMMED),
-    ("avg_pool2d", lambda x: F.avg_pool2d(x, 3, stride=2, ceil_mode=True,
-                                          count_include_pad=False), [IMG], SUMMED),
-    ("cross_entropy", lambda z: F.cross_entropy(z, LABELS), [((6, 5), "normal")], SUMMED),
-    ("cross_entropy_sum", lambda z: F.cross_entropy(z * 30, LABELS, reduction="sum"),
-     [((6, 5), "normal")], SUMMED),
-    ("cross_entropy_none", lambda z: F.cross_entropy(z, LABELS, reduction="none"),
-     [((6, 5), "normal")], SUMMED),
-    ("nll_log_softmax", lambda z: F.nll_loss(F.log_softmax(z), LABELS), [((6, 5), "normal")],
-     SUMMED),
-    ("softmax", lambda z: F.softmax(z, dim=0), [((6, 5), "normal")], SUMMED),
-    ("mse_loss", lambda a, b: F.mse_loss(a, b), [A, A], SUMMED),
-    ("bce", lambda a, b: F.binary_cross_entropy(a.sigmoid(), b.sigmoid()), [A, A], SUMMED),
-    ("bce_with_logits", lambda a, b: F.binary_cross_entropy_with_logits(a, b.sigmoid()),
-     [A, A], SUMMED),
-    ("batch_norm", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
-     [IMG, ((3,), "positive"), ((3,), "normal")], SUMMED),
-    ("flatten_linear", lambda x, w: F.linear(F.flatten(x, 1), w), [IMG, ((2, 216), "normal")],
-     SUMMED),
-]
+@pytest.mark.parametrize("op", OPS, ids=ids(OPS))
+@EXAMPLES
+@given(data=st.data())
+def test_op_matches_cpu(op, data, cp):
+    compare(op.fn, data.draw(op.cases("gpu")), op.tol, cp)
 
 
-@pytest.mark.parametrize("fn, inputs, tol", [c[1:] for c in CORE], ids=[c[0] for c in CORE])
-def test_core_op_matches_cpu(fn, inputs, tol, cp):
-    compare(fn, [data(shape, kind, seed=i) for i, (shape, kind) in enumerate(inputs)], tol, cp)
+@pytest.mark.parametrize("op", NN_OPS, ids=ids(NN_OPS))
+@EXAMPLES
+@given(data=st.data())
+def test_nn_function_matches_cpu(op, data, cp):
+    compare(op.fn, data.draw(op.cases("gpu")), op.tol, cp)
 
 
-@pytest.mark.parametrize("fn, inputs, tol", [c[1:] for c in NN], ids=[c[0] for c in NN])
-def test_nn_function_matches_cpu(fn, inputs, tol, cp):
-    compare(fn, [data(shape, kind, seed=i) for i, (shape, kind) in enumerate(inputs)], tol, cp)
+# ---- negative controls: the comparison can fail ---------------------------------------------
+class TanhWrongOnTheGPU(Tanh):
+    """Tanh whose gradient is 10% too large on the GPU only."""
+    def backward(ctx, gy, y):
+        return super().backward(gy, y) * (1.1 if gy.device == GPU else 1.0)
+
+
+CASE = Case((np.linspace(-1, 1, 6).reshape(2, 3),), (True,), {})
+
+
+def test_comparison_catches_a_wrong_gpu_gradient(cp):
+    compare(Tanh.apply, CASE, ELEMENTWISE, cp)
+    with pytest.raises(AssertionError, match="gradient of input 0"):
+        compare(TanhWrongOnTheGPU.apply, CASE, ELEMENTWISE, cp)
+
+
+def test_comparison_catches_data_that_left_the_gpu(cp):
+    with pytest.raises(AssertionError, match="cpu"):
+        compare(lambda x: x.to("cpu").tanh(), CASE, ELEMENTWISE, cp)
+
+
+# ---- what a table row cannot say ---------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_stable_for_large_inputs(dtype, cp):
+    x = tg.Tensor(np.array([-1000, -30, -1, 0, 1, 30, 1000], dtype=dtype), requires_grad=True,
+                  device=GPU)
+    y = x.sigmoid()
+    y.sum().backward()
+    assert_on_gpu(y, cp)
+    want = sigmoid_ref(x.numpy().astype(np.float64))
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), want * (1 - want), rtol=1e-5, atol=1e-12)
+    assert y.numpy()[0] == 0 and y.numpy()[-1] == 1
 
 
 def test_float64_graphs_run_on_the_gpu_too(cp):
     """Ops without a hand-written kernel run in float64 as well (cross_entropy then takes the
     CuPy path instead of the float32 kernel); the two devices then agree to float64 rounding."""
-    def fn(a, b):
-        return F.cross_entropy((a @ b).tanh() * 3, LABELS) + (a.exp().sum() / b.abs().sum())
-    arrays = [data((6, 4), seed=1).astype(np.float64), data((4, 5), seed=2).astype(np.float64)]
-    compare(fn, arrays, dict(rtol=1e-10, atol=1e-12), cp)
+    def fn(a, b, labels):
+        return F.cross_entropy((a @ b).tanh() * 3, labels) + (a.exp().sum() / b.abs().sum())
+    case = Case((sample((6, 4), seed=1), sample((4, 5), seed=2), np.array([0, 3, 1, 4, 4, 2])),
+                (True, True, False), {})
+    compare(fn, case, dict(rtol=1e-10, atol=1e-12), cp, dtype=np.float64)
 
 
 def test_gradcheck_on_the_gpu_in_float64(cp):
-    x = tg.Tensor(data((3, 4), seed=3).astype(np.float64), requires_grad=True, device=GPU)
-    w = tg.Tensor(data((4, 2), seed=4).astype(np.float64), requires_grad=True, device=GPU)
+    x = tg.Tensor(sample((3, 4), seed=3).astype(np.float64), requires_grad=True, device=GPU)
+    w = tg.Tensor(sample((4, 2), seed=4).astype(np.float64), requires_grad=True, device=GPU)
     assert tg.gradcheck(lambda x, w: ((x @ w).sigmoid() * x.sum(axis=1, keepdims=True)), [x, w])
     assert tg.gradgradcheck(lambda x: (x * x).tanh().sum(axis=0), [x])
 
@@ -185,9 +150,9 @@ def test_gradcheck_on_the_gpu_in_float64(cp):
 def test_second_derivatives_match_cpu(cp):
     """create_graph=True through elementwise ops, matmul and conv2d (im2col/col2im kernels)."""
     def second(device):
-        x = tg.Tensor(data((2, 2, 5, 5), seed=5), requires_grad=True, device=device)
+        x = tg.Tensor(sample((2, 2, 5, 5), seed=5), requires_grad=True, device=device)
         # small weights keep tanh away from saturation, where 1 - tanh^2 cancels badly
-        w = tg.Tensor(data((3, 2, 3, 3), seed=6) * 0.3, requires_grad=True, device=device)
+        w = tg.Tensor(sample((3, 2, 3, 3), seed=6) * 0.3, requires_grad=True, device=device)
         y = (F.conv2d(x, w, padding=1).tanh() ** 2).sum()
         gx, = tg.grad(y, [x], create_graph=True)
         (gx * gx).sum().backward()
@@ -197,21 +162,18 @@ def test_second_derivatives_match_cpu(cp):
         np.testing.assert_allclose(got.numpy(), want.numpy(), **SUMMED)
 
 
-def test_exact_results_are_exact(cp):
-    a, b = data((4, 6), "distinct", seed=7), data((4, 6), seed=8)
-    ga, gb = tg.Tensor(a, device=GPU), tg.Tensor(b, device=GPU)
-    for name in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
-        got = getattr(ga, name)(gb)
-        assert_on_gpu(got, cp)
-        assert got.dtype == np.bool_
-        np.testing.assert_array_equal(got.numpy(), getattr(a, name)(b))
-    np.testing.assert_array_equal(ga.argmax(1).numpy(), a.argmax(1))
-    np.testing.assert_array_equal(ga.argmin(axis=0, keepdims=True).numpy(),
-                                  a.argmin(axis=0, keepdims=True))
-    x = data((2, 3, 9, 8), seed=9)
-    pooled = F.max_pool2d(tg.Tensor(x, device=GPU), 2, ceil_mode=True)
-    reference = F.max_pool2d(tg.Tensor(x), 2, ceil_mode=True)
-    np.testing.assert_array_equal(pooled.numpy(), reference.numpy())
+MAX_POOL = next(op for op in NN_OPS if op.id == "max_pool2d")
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_max_pool2d_forward_is_exact(data, cp):
+    """A max picks one of its inputs: the GPU's forward equals the CPU's to the bit."""
+    case = data.draw(MAX_POOL.cases("gpu"))
+    x = case.arrays[0].astype(np.float32)
+    pooled = MAX_POOL.fn(tg.Tensor(x, device=GPU), **case.params)
+    assert_on_gpu(pooled, cp)
+    np.testing.assert_array_equal(pooled.numpy(), MAX_POOL.fn(tg.Tensor(x), **case.params).numpy())
 
 
 # ---- the CUDA kernels are the ones that run --------------------------------------------------
@@ -232,8 +194,8 @@ def test_conv_pool_and_cross_entropy_run_the_cuda_kernels(monkeypatch, cp):
             raise AssertionError(f"cpu_kernels.{_name} called for GPU data")
         monkeypatch.setattr(cpu_kernels, name, refused)
 
-    x = tg.Tensor(data((2, 3, 8, 8), seed=10), requires_grad=True, device=GPU)
-    w = tg.Tensor(data((4, 3, 3, 3), seed=11), requires_grad=True, device=GPU)
+    x = tg.Tensor(sample((2, 3, 8, 8), seed=10), requires_grad=True, device=GPU)
+    w = tg.Tensor(sample((4, 3, 3, 3), seed=11), requires_grad=True, device=GPU)
     labels = tg.Tensor(np.array([5, 60]), device=GPU)
     y = F.max_pool2d(F.conv2d(x, w, padding=1).relu(), 2, ceil_mode=True)  # (2, 4, 4, 4)
     F.cross_entropy(y.reshape(2, -1), labels).backward()
@@ -242,17 +204,17 @@ def test_conv_pool_and_cross_entropy_run_the_cuda_kernels(monkeypatch, cp):
     assert_on_gpu(w.grad, cp)
 
 
-def test_kernel_launchers_check_their_inputs_before_launching(cp):
+def test_kernel_launchers_assert_their_preconditions_before_launching(cp):
+    """nn.functional validates user input; a launcher given what no caller should pass stops on
+    an assert instead of letting the raw kernel read out of bounds."""
     from tinygrad_edu.ops import cuda_kernels
-    with pytest.raises(TypeError, match="im2col: x must be float32"):
+    with pytest.raises(AssertionError, match="im2col: x must be a C-contiguous 4-D float32"):
         cuda_kernels.im2col(cp.zeros((1, 1, 4, 4), cp.float64), 3, 3, 1, 1, 1, 1)
-    with pytest.raises(ValueError, match="C-contiguous"):
+    with pytest.raises(AssertionError, match="C-contiguous"):
         cuda_kernels.maxpool2d_forward(cp.zeros((1, 1, 4, 8), cp.float32)[..., ::2],
                                        2, 2, 2, 2, 0, 0, 2, 2)
-    with pytest.raises(ValueError, match="one label per row"):
+    with pytest.raises(AssertionError, match="one label per row"):
         cuda_kernels.softmax_ce_forward(cp.zeros((3, 4), cp.float32), cp.zeros(2, cp.int64))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\)"):
-        cuda_kernels.softmax_ce_forward(cp.zeros((2, 4), cp.float32), cp.array([0, 4]))
     with pytest.raises(TypeError, match="CuPy arrays"):
         cuda_kernels.im2col(np.zeros((1, 1, 4, 4), np.float32), 3, 3, 1, 1, 1, 1)
 
@@ -275,7 +237,7 @@ def test_constructors_make_gpu_tensors(cp):
 
 
 def test_explicit_transfers_and_a_gradient_across_devices(cp):
-    x = tg.Tensor(data((3,), seed=12), requires_grad=True)
+    x = tg.Tensor(sample((3,), seed=12), requires_grad=True)
     y = x.to(GPU)
     assert_on_gpu(y, cp)
     assert x.to("cpu") is x and y.to(GPU) is y
@@ -299,7 +261,7 @@ def test_seeded_randomness_is_reproducible_on_the_gpu(cp):
 
 def test_dropout_on_the_gpu(cp):
     """GPU and CPU draw from different generators, so compare the rule, not the values."""
-    x = tg.Tensor(data((200, 100), "positive", seed=13), requires_grad=True, device=GPU)
+    x = tg.Tensor(sample((200, 100), "positive", seed=13), requires_grad=True, device=GPU)
     y = F.dropout(x, 0.3)
     y.sum().backward()
     assert_on_gpu(y, cp)
