@@ -204,17 +204,6 @@ class Tensor:
     is_leaf = property(lambda self: self._ctx is None)
     grad_fn = property(lambda self: self._ctx)
 
-    def size(self, dim=None):
-        """The shape (PyTorch's ``x.size()``), or the extent of one axis: ``x.size(0)``."""
-        return self.data.shape if dim is None else self.data.shape[dim]
-
-    def numel(self):
-        """The number of elements."""
-        return self.data.size
-
-    def dim(self):
-        return self.data.ndim
-
     def __len__(self):
         return len(self.data)
 
@@ -243,25 +232,6 @@ class Tensor:
     def numpy(self):
         """The data as a NumPy array (on the CPU, the array itself, not a copy)."""
         return to_device(self.data, "cpu")
-
-    def cpu(self):
-        return self.to("cpu")
-
-    def cuda(self):
-        return self.to("cuda")
-
-    def __dlpack__(self, **kwargs):
-        """Export without a copy (``np.from_dlpack(t)``, ``torch.from_dlpack(t)``, CuPy)."""
-        if self.requires_grad:
-            raise RuntimeError("can't export a tensor that requires grad through DLPack; "
-                               "use t.detach()")
-        return self.data.__dlpack__(**kwargs)
-
-    def __dlpack_device__(self):
-        return self.data.__dlpack_device__()
-
-    def tolist(self):
-        return self.numpy().tolist()
 
     def detach(self):
         """A tensor sharing this one's data, cut from the tape."""

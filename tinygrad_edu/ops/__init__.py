@@ -40,5 +40,22 @@ _methods = dict(
     T=property(lambda x: permute(x, *range(x.ndim - 1, -1, -1))),
     mT=property(lambda x: transpose(x, -2, -1)),
 )
+
+
+def _dlpack(x, **kwargs):
+    """Export without a copy (``np.from_dlpack(t)``, ``torch.from_dlpack(t)``, CuPy)."""
+    if x.requires_grad:
+        raise RuntimeError("can't export a tensor that requires grad through DLPack; "
+                           "use t.detach()")
+    return x.data.__dlpack__(**kwargs)
+
+
+# PyTorch's conveniences: x.size() is the shape and x.size(d) one extent
+_methods.update(
+    size=lambda x, dim=None: x.shape if dim is None else x.shape[dim],
+    numel=lambda x: x.data.size, dim=lambda x: x.data.ndim, tolist=lambda x: x.numpy().tolist(),
+    cpu=lambda x: to(x, "cpu"), cuda=lambda x: to(x, "cuda"),
+    __dlpack__=_dlpack, __dlpack_device__=lambda x: x.data.__dlpack_device__(),
+)
 for _name, _fn in _methods.items():
     setattr(Tensor, _name, _fn)
