@@ -225,11 +225,9 @@ def test_softmax_and_log_softmax_are_stable_at_huge_logits(dtype):
 # ---- classification losses -----------------------------------------------------------------------
 @st.composite
 def classification(draw):
-    """(logits (N, K) in float64 requiring grad, integer labels (N,) in [0, K))."""
-    n, k = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    logits = param(draw(tst.arrays((n, k))))
-    labels = draw(tst.arrays((n,), np.int64, elements=st.integers(0, k - 1)))
-    return logits, tg.Tensor(labels)
+    """(logits (N, K) float64 requiring grad, integer labels (N,) in [0, K))."""
+    logits, labels = draw(tst.classification())
+    return param(logits), tg.Tensor(labels)
 
 
 @given(classification(), st.sampled_from(["mean", "sum", "none"]))

@@ -32,13 +32,6 @@ def sigmoid_ref(z):
 
 
 # ---- the cases: (module, (input, target) strategy, per-element NumPy reference) ---------------
-@st.composite
-def classification(draw):
-    n, k = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    z = draw(tst.arrays((n, k)))
-    return z, draw(tst.arrays((n,), np.int64, elements=st.integers(0, k - 1)))
-
-
 def regression(elements_input=None, elements_target=None, domain="real"):
     def pair(shape):
         return st.tuples(tst.arrays(shape, elements=elements_input, domain=domain),
@@ -59,8 +52,8 @@ def pick(z, labels):
 
 
 CASES = [
-    (nn.CrossEntropyLoss, classification(), lambda z, t: -pick(log_softmax_ref(z), t)),
-    (nn.NLLLoss, classification(), lambda z, t: -pick(z, t)),
+    (nn.CrossEntropyLoss, tst.classification(), lambda z, t: -pick(log_softmax_ref(z), t)),
+    (nn.NLLLoss, tst.classification(), lambda z, t: -pick(z, t)),
     (nn.MSELoss, regression(), lambda x, t: (x - t) ** 2),
     (nn.L1Loss, l1_pair(), lambda x, t: np.abs(x - t)),
     (nn.BCELoss, regression(st.floats(0.05, 0.95), st.floats(0, 1)),

@@ -52,11 +52,9 @@ def test_hessian_vector_product_of_an_mlp_matches_central_differences():
 
 @st.composite
 def classification(draw):
-    """(logits (N, K) float64 requiring grad, labels (N,) in [0, K))."""
-    n, k = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    logits = param(draw(tst.arrays((n, k))))
-    labels = draw(tst.arrays((n,), np.int64, elements=st.integers(0, k - 1)))
-    return logits, tg.Tensor(labels)
+    """(logits (N, K) float64 requiring grad, integer labels (N,) in [0, K))."""
+    logits, labels = draw(tst.classification())
+    return param(logits), tg.Tensor(labels)
 
 
 @settings(max_examples=15)

@@ -57,7 +57,7 @@ DOMAINS = {
 DISTINCT_SPACING = 0.1  # grid step of "distinct" values; jitter keeps neighbours >= half apart
 
 __all__ = ["DOMAINS", "elements", "scalars", "shapes", "broadcastable_shapes", "matmul_shapes",
-           "arrays", "separated_arrays", "distinct_arrays", "tensors"]
+           "arrays", "separated_arrays", "distinct_arrays", "tensors", "classification"]
 
 
 def _intervals(domain):
@@ -167,3 +167,12 @@ def tensors(draw, shape=None, dtype=np.float64, requires_grad=True, domain="real
     dtype = np.dtype(dtype)
     data = draw(arrays(shapes() if shape is None else shape, dtype, elements, domain))
     return Tensor(data, requires_grad=requires_grad and dtype.kind == "f")
+
+
+@st.composite
+def classification(draw, max_n=4, max_k=4, dtype=np.float64):
+    """The inputs of a classification loss: ``(logits, labels)`` NumPy arrays, logits (N, K)
+    from the "real" domain and int64 labels (N,) in [0, K), with 1 <= N <= max_n, 1 <= K <= max_k."""
+    n, k = draw(st.integers(1, max_n)), draw(st.integers(1, max_k))
+    logits = draw(arrays((n, k), dtype))
+    return logits, draw(arrays((n,), np.int64, elements=st.integers(0, k - 1)))
