@@ -161,3 +161,49 @@ def softmax_ce_tolerance(logits, gy=None):
     scale = max(1.0, float(np.abs(logits).max(initial=0.0)))
     g = 1.0 if gy is None else max(1.0, float(np.abs(gy).max(initial=0.0)))
     return 8 * np.finfo(np.float32).eps * scale * g
+
+
+# ---- the fused recurrent cells (the spec of issue 12: PyTorch's gate orders) -------------------
+# Whole-array twins of kernels/lstm_cell.cu and gru_cell.cu and of cpu_kernels' cell functions.
+# They keep the dtype of their inputs; sigmoid is written as exp(-log(1 + e^-x)), not the
+# kernels' tanh form, so the comparison also checks that rewriting.
+
+def sigmoid(x):
+    return np.exp(-np.logaddexp(0, -x))
+
+
+def lstm_cell_forward(gates, c_prev):
+    """(h, c, act): gates (N, 4H) = [i | f | g | o], act (N, 5H) = [i | f | g | o | tanh(c)]."""
+    a_i, a_f, a_g, a_o = np.split(gates, 4, axis=1)
+    i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
+    c = f * c_prev + i * g
+    tc = np.tanh(c)
+    return o * tc, c, np.concatenate([i, f, g, o, tc], axis=1)
+
+
+def lstm_cell_backward(dh, dc, act, c_prev):
+    """(dgates (N, 4H), dc_prev (N, H)) of lstm_cell_forward, given dL/dh and dL/dc."""
+    i, f, g, o, tc = np.split(act, 5, axis=1)
+    dct = dc + dh * o * (1 - tc**2)
+    dgates = [dct * g * i * (1 - i), dct * c_prev * f * (1 - f), dct * i * (1 - g**2),
+              dh * tc * o * (1 - o)]
+    return np.concatenate(dgates, axis=1), dct * f
+
+
+def gru_cell_forward(xg, hg, h_prev):
+    """(h, act): xg, hg (N, 3H) = [r | z | n], act (N, 4H) = [r | z | n | hg_n]."""
+    x_r, x_z, x_n = np.split(xg, 3, axis=1)
+    h_r, h_z, h_n = np.split(hg, 3, axis=1)
+    r, z = sigmoid(x_r + h_r), sigmoid(x_z + h_z)
+    n = np.tanh(x_n + r * h_n)
+    return (1 - z) * n + z * h_prev, np.concatenate([r, z, n, h_n], axis=1)
+
+
+def gru_cell_backward(dh, act, h_prev):
+    """(dxg, dhg (N, 3H), dh_prev (N, H)) of gru_cell_forward; dh_prev is the direct path dh*z."""
+    r, z, n, h_n = np.split(act, 4, axis=1)
+    dn_pre = dh * (1 - z) * (1 - n**2)
+    dr_pre = dn_pre * h_n * r * (1 - r)
+    dz_pre = dh * (h_prev - n) * z * (1 - z)
+    return (np.concatenate([dr_pre, dz_pre, dn_pre], axis=1),
+            np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1), dh * z)

@@ -117,3 +117,49 @@ def test_demo_help_does_not_run_the_demo():
     result = run("demo", "--help")
     assert result.returncode == 0 and result.stdout.startswith("usage: demo.py")
     assert "step    0  loss" not in result.stdout
+
+
+# ---- the recurrent examples (issue 12) ---------------------------------------------------------
+def test_sequential_mnist_help_states_the_figure_the_recipe_and_the_limit():
+    out = run("sequential_mnist", "--help").stdout
+    description = split_help(out)[0]
+    assert re.search(r"\d\d\.\d%", description) and "LSTM" in description
+    assert "clip_grad_norm_" in description and "Adam" in description
+    opts = options(out)
+    assert "validation" in opts["--limit"] and "test" in opts["--limit"]
+    assert {"--clip", "--hidden-size", "--plot"} <= set(opts)
+    assert not {"--checkpoint", "--resume", "--no-progress"} & set(opts)   # no fit here
+
+
+def test_char_rnn_help_states_the_baseline_and_the_corpus():
+    out = run("char_rnn", "--help").stdout
+    description = split_help(out)[0]
+    assert "unigram baseline" in description and "bits per character" in description
+    assert "data/text/python_topics.txt" in description and ".detach()" in description
+    assert {"--seq-len", "--clip", "--cell", "--temperatures", "--plot", "--limit"} <= set(
+        options(out))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--seq-len", "0"], "--seq-len must be at least 1, got 0"),
+    (["--valid-fraction", "1.5"], "--valid-fraction must be between 0 and 1, got 1.5"),
+    (["--temperatures", "0"], "--temperatures must be positive"),
+    (["--limit", "100"], "100 characters are too few for 64 streams"),
+    (["--limit", "5000", "--prompt", "\u00e6"], "--prompt: the corpus has no"),
+    (["--cell", "rnn"], "argument --cell: invalid choice: 'rnn'"),
+])
+def test_char_rnn_bad_options_stop_before_training(args, message, tmp_path):
+    result = run("char_rnn", *args, "--plot", "curve.png", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert result.stdout.count("\n") <= 1 and "epoch" not in result.stdout   # no training
+    assert list(tmp_path.iterdir()) == []                                    # no file written
+
+
+@pytest.mark.parametrize("args", [["--epochs", "0"], ["--clip", "0"], ["--hidden-size", "0"]])
+def test_sequential_mnist_bad_options_stop_before_training(args, tmp_path):
+    result = run("sequential_mnist", *args, "--plot", "curves.png", cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "must be at least 1, --clip > 0" in result.stderr
+    assert list(tmp_path.iterdir()) == []

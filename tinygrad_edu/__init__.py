@@ -25,7 +25,7 @@ from . import viz
 from .viz import pp
 from . import nn
 from .serialization import load, save
-from . import data, optim, training  # every public subpackage, as `tg.optim` etc.
+from . import data, optim, pretraining, training  # every public subpackage, as `tg.optim` etc.
 
 Tensor.softmax = lambda self, dim: nn.functional.softmax(self, dim)
 Tensor.log_softmax = lambda self, dim: nn.functional.log_softmax(self, dim)

@@ -41,6 +41,8 @@ def seeded_dropout(x):
 # name -> (the call, with the tensor arguments as positional parameters; argument names; makers)
 TABLE = {
     "linear": (F.linear, ("x", "weight", "bias"), lambda: [randn(2, 3), randn(4, 3), randn(4)]),
+    "embedding": (F.embedding, ("input", "weight"),
+                  lambda: [tg.Tensor(np.array([[0, 2], [1, 0]])), randn(3, 4)]),
     "conv2d": (lambda x, w, b: F.conv2d(x, w, b, padding=1), ("x", "weight", "bias"),
                lambda: [randn(1, 2, 4, 4), randn(3, 2, 3, 3), randn(3)]),
     "max_pool2d": (lambda x: F.max_pool2d(x, 2), ("x",), lambda: [randn(1, 2, 4, 4)]),

@@ -13,8 +13,9 @@ from .loader import DataLoader, Dataset, TensorDataset
 from .mnist import (MIRRORS, MNIST, MNISTDownloadError, MNISTFormatError, Split, cache_dir,
                     download_mnist, find_mnist_dir, load_mnist, mnist_split, read_idx)
 from .transforms import PCAWhitening, Standardize, random_shift
+from .images import tile_images
 
 __all__ = ["Dataset", "TensorDataset", "DataLoader", "Standardize", "PCAWhitening",
            "random_shift", "MIRRORS", "MNIST", "MNISTDownloadError", "MNISTFormatError", "Split",
            "cache_dir", "download_mnist", "find_mnist_dir", "load_mnist", "mnist_split",
-           "read_idx"]
+           "read_idx", "tile_images"]

@@ -23,6 +23,7 @@ import numpy as np
 from ..backend import get_xp
 from ..creation import generator
 from ..ops import flatten as _flatten, relu as _relu, sigmoid as _sigmoid, tanh as _tanh
+from ..ops import where as _where
 from ..ops import geometry
 from ..ops.nn_ops import BCEWithLogits, Conv2d, Im2Col, Linear, MaxPool2d, SoftmaxCrossEntropy
 from ..ops.reduce import normalize_axes
@@ -277,6 +278,39 @@ def flatten(x, start_dim=0, end_dim=-1):
     return _flatten(x, start_dim, end_dim)
 
 
+def embedding(input, weight, padding_idx=None):  # noqa: A002 (PyTorch's name)
+    """Rows of a lookup table: ``out[..., :] = weight[input[...], :]``, PyTorch's embedding.
+
+    input: integer indices of any shape, in [0, num_embeddings); weight (num_embeddings, dim);
+    out: input.shape + (dim,). Backward adds each position's gradient into its row, so repeated
+    indices accumulate. The row ``padding_idx`` (negative counts from the end) gets no gradient
+    (its value is still looked up, as in PyTorch).
+    """
+    input, weight = _tensors("embedding", input=input, weight=weight)  # noqa: A001
+    if input.dtype.kind not in "iu":
+        raise TypeError(f"embedding: input must hold integer indices, got dtype {input.dtype}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
+                         f"shape {weight.shape}")
+    num = weight.shape[0]
+    if input.numel() and (input.data.min() < 0 or input.data.max() >= num):
+        raise ValueError(f"embedding: indices must be in [0, {num}) for a weight of shape "
+                         f"{weight.shape}, got values from {int(input.data.min())} to "
+                         f"{int(input.data.max())}")
+    if padding_idx is not None:
+        if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)) \
+                or not -num <= padding_idx < num:
+            raise ValueError(f"embedding: padding_idx must be an integer in [-{num}, {num}), got "
+                             f"{padding_idx!r}")
+        padding_idx %= num
+    rows = weight[input.data]
+    if padding_idx is None or not rows.requires_grad:
+        return rows
+    # the padding positions take their values from a constant copy of the rows: no gradient
+    pad = Tensor._wrap((input.data == padding_idx)[..., None])
+    return _where(pad, Tensor._wrap(rows.data), rows)
+
+
 def _check_reduction(name, reduction):
     if not isinstance(reduction, str) or reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
@@ -365,5 +399,6 @@ def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
 
 
 __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "batch_norm", "relu",
-           "sigmoid", "tanh", "flatten", "softmax", "log_softmax", "cross_entropy", "nll_loss",
-           "mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"]
+           "sigmoid", "tanh", "flatten", "softmax", "log_softmax", "embedding", "cross_entropy",
+           "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
+           "binary_cross_entropy_with_logits"]

@@ -1,7 +1,8 @@
 """Layers: modules that own their parameters and call ``nn.functional`` in ``forward``.
 
-Names, arguments and defaults are PyTorch's, except the default initialization of Linear and
-Conv2d, which is Lasagne's: Glorot/Xavier uniform weights (gain 1) and zero bias. (PyTorch uses
+Names, arguments and defaults are PyTorch's (Embedding's N(0, 1) init too), except the default
+initialization of Linear and Conv2d, which is Lasagne's: Glorot/Xavier uniform weights (gain 1)
+and zero bias. (PyTorch uses
 kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), for both.) Re-initialize
 with ``nn.init`` as you like. Every layer checks its input's rank and feature or channel count
 and names itself and both shapes in the error.
@@ -145,6 +146,45 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class Embedding(Module):
+    """A lookup table of ``num_embeddings`` vectors of size ``embedding_dim``, PyTorch's
+    ``nn.Embedding``: integer indices of any shape (*) -> (*, embedding_dim), ``weight[input]``.
+
+    Init: weight ~ N(0, 1) (PyTorch's), with the row ``padding_idx`` (if given; negative counts
+    from the end) set to zero; that row never gets a gradient, so training leaves it as it is.
+    Repeated indices accumulate their gradients (see ``F.embedding``).
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
+        super().__init__()
+        self.num_embeddings = _int("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _int("Embedding", "embedding_dim", embedding_dim)
+        if padding_idx is not None:
+            padding_idx = _int("Embedding", "padding_idx", padding_idx, -num_embeddings)
+            if padding_idx >= num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must be in [-{num_embeddings}, "
+                                 f"{num_embeddings}), got {padding_idx}")
+            padding_idx %= num_embeddings
+        self.padding_idx = padding_idx
+        self.weight = Parameter(np.zeros((num_embeddings, embedding_dim), dtype=np.float32))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx] = 0
+
+    def forward(self, input):  # noqa: A002 (PyTorch's name)
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{self!r}: expected a Tensor of indices, got {type(input).__name__}")
+        return F.embedding(input, self.weight, self.padding_idx)
+
+    def extra_repr(self):
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
 class _BatchNorm(Module):
@@ -320,5 +360,6 @@ class Sequential(Module):
         return x
 
 
-__all__ = ["Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout", "BatchNorm1d", "BatchNorm2d",
-           "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten", "Sequential"]
+__all__ = ["Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout", "Embedding", "BatchNorm1d",
+           "BatchNorm2d", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten",
+           "Sequential"]

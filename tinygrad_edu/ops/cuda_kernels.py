@@ -5,7 +5,8 @@ same results up to float32 rounding. It asserts what the kernel relies on (dtype
 contiguity, shapes, a window geometry that passed ``ops/geometry.py``: its callers, the ops in
 ``nn_ops`` fed by ``nn.functional``, have checked the arguments, but a raw CUDA kernel checks
 nothing and would read out of bounds), allocates the outputs, and launches one kernel with
-one thread per output element (per row for softmax cross-entropy).
+one thread per output element (per row for softmax cross-entropy, per state unit for the
+recurrent cells).
 
 How a source becomes a running kernel:
 
@@ -27,7 +28,8 @@ from ..backend import _import_cupy
 from .geometry import assert_fits, assert_windows_hold_pixels
 
 __all__ = ["im2col", "col2im", "maxpool2d_forward", "maxpool2d_backward",
-           "softmax_ce_forward", "softmax_ce_backward", "kernel_dir", "launch_config"]
+           "softmax_ce_forward", "softmax_ce_backward", "lstm_cell_forward", "lstm_cell_backward",
+           "gru_cell_forward", "gru_cell_backward", "kernel_dir", "launch_config"]
 
 THREADS_PER_BLOCK = 256   # a multiple of the 32-thread warp; a common default
 MAX_BLOCKS = 65535        # enough blocks to fill any GPU; the grid-stride loops cover the rest
@@ -195,3 +197,73 @@ def softmax_ce_backward(logits, labels, lse, gy):
     dlogits = _empty(logits, (N, K), np.float32)
     _launch("softmax_ce.cu", "softmax_ce_backward", N, logits, labels, lse, gy, dlogits, N, K)
     return dlogits
+
+
+# ---- the fused recurrent cells (float32 and float64: one entry point per dtype) --------------
+
+_SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}   # kernel name endings
+
+
+def _assert_cell(op, **arrays):
+    """Each keyword is ``name=(array, G)``: a C-contiguous 2-D array of shape (N, G*H), all of
+    one dtype, float32 or float64, with N and H read off the first; returns (N, H, suffix)."""
+    (first, (a0, g0)), *_ = arrays.items()
+    dtype = np.dtype(a0.dtype)
+    assert dtype in _SUFFIX, f"{op}: {first} must be float32 or float64, got {dtype}"
+    assert a0.ndim == 2 and a0.shape[1] % g0 == 0, (
+        f"{op}: {first} must be 2-D with {g0}*H columns, got shape {tuple(a0.shape)}")
+    N, H = a0.shape[0], a0.shape[1] // g0
+    for name, (a, g) in arrays.items():
+        _assert_array(op, name, a, dtype, 2)
+        assert tuple(a.shape) == (N, g * H), (
+            f"{op}: {name} must have shape {(N, g * H)} (N={N}, H={H} from {first} "
+            f"{tuple(a0.shape)}), got {tuple(a.shape)}")
+    return N, H, _SUFFIX[dtype]
+
+
+def lstm_cell_forward(gates, c_prev):
+    """(h, c, act) of one LSTM step from the pre-activations gates (N, 4H) = [i | f | g | o] and
+    c_prev (N, H): c = f*c_prev + i*g, h = o*tanh(c), act (N, 5H) = [i | f | g | o | tanh(c)]
+    with sigmoid i, f, o and tanh g. See kernels/lstm_cell.cu."""
+    N, H, suffix = _assert_cell("lstm_cell_forward", gates=(gates, 4), c_prev=(c_prev, 1))
+    h, c = _empty(gates, (N, H), gates.dtype), _empty(gates, (N, H), gates.dtype)
+    act = _empty(gates, (N, 5 * H), gates.dtype)
+    _launch("lstm_cell.cu", f"lstm_cell_forward_{suffix}", N * H, gates, c_prev, h, c, act, N, H)
+    return h, c, act
+
+
+def lstm_cell_backward(dh, dc, act, c_prev):
+    """(dgates (N, 4H), dc_prev (N, H)) from dh = dL/dh, dc = dL/dc of later steps (zeros at the
+    last), and forward's act and c_prev: with dct = dc + dh*o*(1 - tanh(c)^2), dgates =
+    [dct*g*i(1-i) | dct*c_prev*f(1-f) | dct*i*(1-g^2) | dh*tanh(c)*o(1-o)], dc_prev = dct*f."""
+    N, H, suffix = _assert_cell("lstm_cell_backward", act=(act, 5), dh=(dh, 1), dc=(dc, 1),
+                                c_prev=(c_prev, 1))
+    dgates = _empty(act, (N, 4 * H), act.dtype)
+    dc_prev = _empty(act, (N, H), act.dtype)
+    _launch("lstm_cell.cu", f"lstm_cell_backward_{suffix}", N * H, dh, dc, act, c_prev, dgates,
+            dc_prev, N, H)
+    return dgates, dc_prev
+
+
+def gru_cell_forward(xg, hg, h_prev):
+    """(h, act) of one GRU step from xg = x W_ih^T + b_ih and hg = h_prev W_hh^T + b_hh, both
+    (N, 3H) = [r | z | n]: r, z = sigmoid(xg + hg), n = tanh(xg_n + r*hg_n),
+    h = (1 - z)*n + z*h_prev, act (N, 4H) = [r | z | n | hg_n]. See kernels/gru_cell.cu."""
+    N, H, suffix = _assert_cell("gru_cell_forward", xg=(xg, 3), hg=(hg, 3), h_prev=(h_prev, 1))
+    h = _empty(xg, (N, H), xg.dtype)
+    act = _empty(xg, (N, 4 * H), xg.dtype)
+    _launch("gru_cell.cu", f"gru_cell_forward_{suffix}", N * H, xg, hg, h_prev, h, act, N, H)
+    return h, act
+
+
+def gru_cell_backward(dh, act, h_prev):
+    """(dxg, dhg (N, 3H), dh_prev (N, H)) from dh = dL/dh and forward's act and h_prev:
+    dxg = [dr | dz | dn], dhg = [dr | dz | dn*r] for the pre-activation gradients dr, dz, dn,
+    and dh_prev = dh*z, the direct path only (the path through hg is the caller's matmul)."""
+    N, H, suffix = _assert_cell("gru_cell_backward", act=(act, 4), dh=(dh, 1),
+                                h_prev=(h_prev, 1))
+    dxg, dhg = _empty(act, (N, 3 * H), act.dtype), _empty(act, (N, 3 * H), act.dtype)
+    dh_prev = _empty(act, (N, H), act.dtype)
+    _launch("gru_cell.cu", f"gru_cell_backward_{suffix}", N * H, dh, act, h_prev, dxg, dhg,
+            dh_prev, N, H)
+    return dxg, dhg, dh_prev
