@@ -518,6 +518,34 @@ def pool_cases(domain, avg=False):
     return cases
 
 
+def adaptive_pool_ref(x, output_size, reduce):
+    """Adaptive max or mean pooling ("max", "avg") of (N, C, H, W) or (C, H, W), one output
+    cell at a time: cell i along an axis of size H covers rows floor(i*H/O) to ceil((i+1)*H/O)
+    (exclusive); None in output_size keeps that size."""
+    h, w = x.shape[-2:]
+    pair = output_size if isinstance(output_size, tuple) else (output_size, output_size)
+    oh, ow = (size if o is None else o for size, o in zip((h, w), pair))
+    out = np.zeros(x.shape[:-2] + (oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            win = x[..., i * h // oh:-(-(i + 1) * h // oh), j * w // ow:-(-(j + 1) * w // ow)]
+            out[..., i, j] = win.max(axis=(-2, -1)) if reduce == "max" else win.mean(axis=(-2, -1))
+    return out
+
+
+def adaptive_pool_cases(domain):
+    """(N, C, H, W) or (C, H, W) inputs and output sizes that divide H, W (the fast path), do
+    not (overlapping windows) or exceed them, or None (keep the input size)."""
+    @st.composite
+    def cases(draw, size):
+        h, w = (draw(st.integers(1, IMAGES[size])) for _ in range(2))
+        shape = tuple(draw(st.lists(st.integers(1, 2), min_size=1, max_size=2))) + (h, w)
+        sizes = st.integers(1, IMAGES[size] + 1)
+        out = draw(sizes | st.tuples(sizes | st.none(), sizes | st.none()))
+        return Case(draw(values([shape], [domain])), (True,), {"output_size": out})
+    return cases
+
+
 @st.composite
 def classification(draw, size, reductions=REDUCTIONS):
     """Logits (N, K) and integer labels (N,) in [0, K)."""
@@ -575,6 +603,10 @@ NN_OPS = [
            lambda x, k, s, p, ceil_mode, count_include_pad:
            pool_ref(x, k, s, p, ceil_mode, "avg", count_include_pad),
            pool_cases("real", avg=True), SUMMED, False),
+    OpInfo("adaptive_avg_pool2d", F.adaptive_avg_pool2d, partial(adaptive_pool_ref, reduce="avg"),
+           adaptive_pool_cases("real"), SUMMED, False),
+    OpInfo("adaptive_max_pool2d", F.adaptive_max_pool2d, partial(adaptive_pool_ref, reduce="max"),
+           adaptive_pool_cases("distinct"), SUMMED, False),  # tie-free: the argmax is unique
     OpInfo("cross_entropy", F.cross_entropy, cross_entropy_ref, classification, SUMMED, False),
     # logits of up to 90: the fused kernel's max shift must hold
     OpInfo("cross_entropy(30 z)", lambda z, labels, reduction:

@@ -25,7 +25,8 @@ from . import viz
 from .viz import pp
 from . import nn
 from .serialization import load, save
-from . import data, optim, pretraining, training  # every public subpackage, as `tg.optim` etc.
+from . import data, interop, interpret, models, optim, pretraining, training  # subpackages
+from .interop import load_pytorch, load_safetensors, save_safetensors
 
 Tensor.softmax = lambda self, dim: nn.functional.softmax(self, dim)
 Tensor.log_softmax = lambda self, dim: nn.functional.log_softmax(self, dim)

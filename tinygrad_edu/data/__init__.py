@@ -14,8 +14,11 @@ from .mnist import (MIRRORS, MNIST, MNISTDownloadError, MNISTFormatError, Split,
                     download_mnist, find_mnist_dir, load_mnist, mnist_split, read_idx)
 from .transforms import PCAWhitening, Standardize, random_shift
 from .images import tile_images
+from .augment import (Compose, ElasticDistortion, GaussianNoise, RandomAffine,
+                      RandomHorizontalFlip, RandomRotation, resize)
 
 __all__ = ["Dataset", "TensorDataset", "DataLoader", "Standardize", "PCAWhitening",
            "random_shift", "MIRRORS", "MNIST", "MNISTDownloadError", "MNISTFormatError", "Split",
            "cache_dir", "download_mnist", "find_mnist_dir", "load_mnist", "mnist_split",
-           "read_idx", "tile_images"]
+           "read_idx", "tile_images", "Compose", "ElasticDistortion", "GaussianNoise",
+           "RandomAffine", "RandomHorizontalFlip", "RandomRotation", "resize"]

@@ -17,6 +17,8 @@ Arguments, one rule for every function here:
   and floats are refused); kernel_size and stride are >= 1, padding >= 0. Anything else raises
   a ``ValueError`` naming the argument. These and the window rules (output size, ceil_mode,
   pooling padding at most half the kernel) are PyTorch's, checked in ``ops/geometry.py``.
+  An adaptive pooling's ``output_size`` is an int or a pair of ints >= 1, where None in the
+  pair keeps that input size.
 """
 import numpy as np
 
@@ -25,7 +27,8 @@ from ..creation import generator
 from ..ops import flatten as _flatten, relu as _relu, sigmoid as _sigmoid, tanh as _tanh
 from ..ops import where as _where
 from ..ops import geometry
-from ..ops.nn_ops import BCEWithLogits, Conv2d, Im2Col, Linear, MaxPool2d, SoftmaxCrossEntropy
+from ..ops.nn_ops import (AdaptiveMaxPool2d, BCEWithLogits, Conv2d, Im2Col, Linear, MaxPool2d,
+                          SoftmaxCrossEntropy, adaptive_argmax, has_pool_kernel)
 from ..ops.reduce import normalize_axes
 from ..tensor import Tensor, no_grad
 
@@ -152,6 +155,72 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         counted[..., ph:ph + h, pw:pw + w] = 1
     counts = Im2Col.apply(Tensor._wrap(counted), geometry=unpadded).sum(axis=1)
     return (sums.reshape(n, c, oh, ow) / counts.reshape(1, 1, oh, ow))
+
+
+def _adaptive_input(fn, x, output_size):
+    """x as (N, C, H, W) (a (C, H, W) input gets N = 1), and the checked output size (OH, OW)."""
+    _check_rank(fn, x, (3, 4))
+    out_size = geometry.adaptive_output_size(fn, x.shape[-2:], output_size)
+    if 0 in x.shape[-3:]:
+        raise ValueError(f"{fn}: input of shape {x.shape} is empty; C, H and W must be >= 1 "
+                         "(N may be 0)")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{fn}: input must be floating point, got {x.dtype}; convert with "
+                        ".float()")
+    return (x.unsqueeze(0) if x.ndim == 3 else x), out_size
+
+
+def _window_means(size, out, like):
+    """A (out, size) with A[o, r] = 1 / (end - start) for r in adaptive window o = [start, end),
+    0 elsewhere, in the dtype and on the device of tensor ``like``; A @ v averages each window."""
+    a = np.zeros((out, size), dtype=like.dtype)
+    for o, (start, end) in enumerate(geometry.adaptive_windows(size, out)):
+        a[o, start:end] = 1.0 / (end - start)
+    return Tensor(a, device=like.device)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Mean over adaptive windows, as torch.nn.functional.adaptive_avg_pool2d.
+
+    x (N, C, H, W) or (C, H, W) -> (..., OH, OW) for ``output_size`` OH or (OH, OW), where None
+    in the pair keeps that input size. Output cell (i, j) averages the rows
+    floor(i H / OH) <= r < ceil((i + 1) H / OH) and the columns likewise with W, OW: windows
+    may overlap, and OH > H repeats rows (``ops/geometry.py``). As two matrix multiplies,
+
+        y = A_H x A_W^T,   A_H (OH, H),  A_H[i, r] = 1 / (size of window i) for r in window i,
+
+    so dx = A_H^T gy A_W (overlapping windows add up) and second derivatives come from matmul.
+    When OH divides H and OW divides W (the usual 7x7 of VGG, 1x1 of ResNet) this is
+    avg_pool2d with kernel = stride = (H/OH, W/OW), which runs instead.
+    """
+    x, = _tensors("adaptive_avg_pool2d", x=x)
+    x4, (oh, ow) = _adaptive_input("adaptive_avg_pool2d", x, output_size)
+    h, w = x4.shape[2:]
+    if h % oh == 0 and w % ow == 0 and has_pool_kernel(x.data):
+        y = avg_pool2d(x4, (h // oh, w // ow))
+    else:
+        y = _window_means(h, oh, x) @ x4 @ _window_means(w, ow, x).mT
+    return y.reshape(x.shape[:-2] + (oh, ow))
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False):
+    """Max over adaptive windows (those of adaptive_avg_pool2d), as
+    torch.nn.functional.adaptive_max_pool2d: x (N, C, H, W) or (C, H, W) -> (..., OH, OW).
+
+    y[n, c, i, j] = max of x[n, c, r, s] over floor(i H / OH) <= r < ceil((i + 1) H / OH),
+    floor(j W / OW) <= s < ceil((j + 1) W / OW). Ties go to the first maximum in row-major
+    window order, as in max_pool2d, and only it gets the gradient; a NaN counts as the maximum
+    (of several NaNs we pick the first, PyTorch's CPU the last). Each output's gradient goes to
+    its maximum; a pixel that is the maximum of several overlapping windows gets their sum.
+    ``return_indices=True`` returns (values, indices): int64 flat positions r*W + s of the
+    maxima in their H*W plane (PyTorch's), a Tensor without gradient.
+    """
+    x, = _tensors("adaptive_max_pool2d", x=x)
+    x4, out_size = _adaptive_input("adaptive_max_pool2d", x, output_size)
+    idx, window = adaptive_argmax(x4.data, out_size)
+    shape = x.shape[:-2] + out_size
+    y = AdaptiveMaxPool2d.apply(x4, idx=idx, geometry=window).reshape(shape)
+    return (y, Tensor._wrap(idx.reshape(shape))) if return_indices else y
 
 
 def dropout(x, p=0.5, training=True):
@@ -398,7 +467,7 @@ def binary_cross_entropy_with_logits(logits, target, reduction="mean"):
     return _reduce(BCEWithLogits.apply(logits, target), reduction)
 
 
-__all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "dropout", "batch_norm", "relu",
-           "sigmoid", "tanh", "flatten", "softmax", "log_softmax", "embedding", "cross_entropy",
-           "nll_loss", "mse_loss", "l1_loss", "binary_cross_entropy",
-           "binary_cross_entropy_with_logits"]
+__all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "adaptive_max_pool2d", "dropout", "batch_norm", "relu", "sigmoid", "tanh", "flatten",
+           "softmax", "log_softmax", "embedding", "cross_entropy", "nll_loss", "mse_loss",
+           "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"]

@@ -7,9 +7,11 @@ kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), for b
 with ``nn.init`` as you like. Every layer checks its input's rank and feature or channel count
 and names itself and both shapes in the error.
 """
+from collections import OrderedDict
+
 import numpy as np
 
-from ..ops.geometry import size_pair
+from ..ops.geometry import adaptive_size_pair, size_pair
 from ..tensor import Tensor, no_grad
 from . import functional as F
 from . import init
@@ -128,6 +130,52 @@ class AvgPool2d(_Pool2d):
         _check_input(self, x, (4,), "(N, C, H, W)")
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad)
+
+
+class _AdaptivePool2d(Module):
+    def __init__(self, output_size):
+        super().__init__()
+        adaptive_size_pair(type(self).__name__, output_size)  # checked where the layer is made
+        self.output_size = output_size  # kept as given, for the repr (as PyTorch)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(_AdaptivePool2d):
+    """Mean over adaptive windows to a fixed output size, (N, C, H, W) or (C, H, W) ->
+    (..., OH, OW), whatever H and W are: window i covers rows floor(i H / OH) to
+    ceil((i + 1) H / OH) (see ``F.adaptive_avg_pool2d``). ``output_size``: OH or (OH, OW), None
+    keeping that input size. VGG's classifier sees a 7x7 map and ResNet's a 1x1 this way."""
+
+    def forward(self, x):
+        _check_input(self, x, (3, 4), "(N, C, H, W) or (C, H, W)")
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+
+class AdaptiveMaxPool2d(_AdaptivePool2d):
+    """Max over adaptive windows to a fixed output size (see ``F.adaptive_max_pool2d``);
+    ``return_indices=True`` returns (values, flat indices into each H*W plane)."""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__(output_size)
+        self.return_indices = bool(return_indices)
+
+    def forward(self, x):
+        _check_input(self, x, (3, 4), "(N, C, H, W) or (C, H, W)")
+        return F.adaptive_max_pool2d(x, self.output_size, self.return_indices)
+
+
+class Identity(Module):
+    """Returns its input as it is; any constructor arguments are ignored (PyTorch's
+    ``nn.Identity``). A stand-in for a layer taken out: ``model.fc = nn.Identity()`` makes a
+    classifier return its features."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, x):
+        return x
 
 
 class Dropout(Module):
@@ -313,11 +361,23 @@ class Flatten(Module):
 
 
 class Sequential(Module):
-    """Modules applied one after the other. Children are named "0", "1", ... (or by the keys of a
-    single dict argument), so parameters are "0.weight", "0.bias", ...
+    """Modules applied one after the other, PyTorch's ``nn.Sequential``. Children are named "0",
+    "1", ... (or by the keys of a single dict argument, e.g. an OrderedDict), so parameters are
+    "0.weight", "0.bias", ...
 
-    Indexable (``model[0]``, ``model[-1]``, ``model[1:3]`` -> a Sequential of the same modules),
-    iterable, with ``len`` and ``append``.
+    Positions count children in order, whatever their names; negative ones from the end.
+
+    * ``model[i]`` is a child; ``model[a:b]`` a Sequential of the same modules under their
+      names (``features[2:5]`` has children "2", "3", "4"), as PyTorch;
+    * ``model[i] = module`` replaces child i in its place and under its name, so
+      ``model.classifier[6] = nn.Linear(4096, 21)`` gives ``classifier.6.weight``;
+    * ``del model[i]``, ``del model[a:b]`` and ``insert(i, module)`` renumber the children
+      "0", "1", ... (as PyTorch 2); ``append`` and ``extend`` add children named by their
+      position;
+    * iterable, with ``len``.
+
+    A bad position raises IndexError (naming the length), a non-Module TypeError; either way
+    the Sequential is unchanged.
     """
 
     def __init__(self, *modules):
@@ -325,34 +385,92 @@ class Sequential(Module):
         items = (list(modules[0].items()) if len(modules) == 1 and isinstance(modules[0], dict)
                  else [(str(i), m) for i, m in enumerate(modules)])
         for name, m in items:
+            self._check(name, m)
+        for name, m in items:
             self._add(name, m)
 
-    def _add(self, name, module):
+    def _check(self, name, module):
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"Sequential: a child's name must be a non-empty string without '.', "
+                           f"got {name!r}")
         if not isinstance(module, Module):
             raise TypeError(f"Sequential: element {name!r} is a {type(module).__name__}, not a "
                             "Module")
+
+    def _add(self, name, module):
         if name in self.__dict__:
             raise KeyError(f"Sequential: there is already an attribute named {name!r}")
         setattr(self, name, module)
 
+    def _items(self):
+        return [(k, m) for k, m in self.__dict__.items() if isinstance(m, Module)]
+
     def _layers(self):
-        return [m for m in self.__dict__.values() if isinstance(m, Module)]
+        return [m for _, m in self._items()]
+
+    def _position(self, index, end=False):
+        """``index`` as a position 0..n-1 (0..n with ``end``, for insert)."""
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"Sequential: index must be an integer (or, to read or delete, a "
+                            f"slice), got {type(index).__name__}")
+        n = len(self)
+        if not -n <= index < n + end:
+            raise IndexError(f"Sequential: index {index} is out of range for {n} modules")
+        return int(index) + n if index < 0 else int(index)
+
+    def _renumber(self, modules):
+        for name, _ in self._items():
+            del self.__dict__[name]
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
 
     def append(self, module):
+        self._check(str(len(self)), module)
         self._add(str(len(self)), module)
         return self
 
+    def extend(self, modules):
+        """Append each of ``modules`` (checked first: all or nothing)."""
+        modules, n = list(modules), len(self)
+        for i, m in enumerate(modules):
+            self._check(str(n + i), m)
+            if str(n + i) in self.__dict__:
+                raise KeyError(f"Sequential: there is already an attribute named {str(n + i)!r}")
+        for i, m in enumerate(modules):
+            self._add(str(n + i), m)
+        return self
+
+    def insert(self, index, module):
+        """Put ``module`` at position ``index`` (-n..n) and renumber the children."""
+        position = self._position(index, end=True)
+        self._check(str(position), module)
+        layers = self._layers()
+        self._renumber(layers[:position] + [module] + layers[position:])
+        return self
+
     def __len__(self):
-        return len(self._layers())
+        return len(self._items())
 
     def __iter__(self):
         return iter(self._layers())
 
     def __getitem__(self, index):
-        layers = self._layers()
         if isinstance(index, slice):
-            return Sequential(*layers[index])
-        return layers[index]
+            return type(self)(OrderedDict(self._items()[index]))
+        return self._items()[self._position(index)][1]
+
+    def __setitem__(self, index, module):
+        name = self._items()[self._position(index)][0]
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential: cannot assign a {type(module).__name__} as module "
+                            f"{index} ({name!r}); a Module is needed")
+        setattr(self, name, module)
+
+    def __delitem__(self, index):
+        layers = self._layers()
+        gone = (set(range(len(layers))[index]) if isinstance(index, slice)
+                else {self._position(index)})
+        self._renumber([m for i, m in enumerate(layers) if i not in gone])
 
     def forward(self, x):
         for layer in self._layers():
@@ -360,6 +478,6 @@ class Sequential(Module):
         return x
 
 
-__all__ = ["Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Dropout", "Embedding", "BatchNorm1d",
-           "BatchNorm2d", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Flatten",
-           "Sequential"]
+__all__ = ["Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+           "Identity", "Dropout", "Embedding", "BatchNorm1d", "BatchNorm2d", "ReLU", "Sigmoid",
+           "Tanh", "Softmax", "LogSoftmax", "Flatten", "Sequential"]

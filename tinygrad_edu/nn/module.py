@@ -206,6 +206,28 @@ class Module:
     def eval(self):
         return self.train(False)
 
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter and return self (PyTorch's).
+
+        ``model.features.requires_grad_(False)`` freezes the body for fine-tuning: backward gives
+        frozen parameters no gradient (their ``.grad`` stays None), the ops skip computing one
+        (``Conv2d``, ``Linear``, ``MatMul``... look at ``ctx.inputs[i].requires_grad``), a
+        frozen body fed data that needs no gradient records no graph at all, and an optimizer
+        that holds frozen parameters leaves them as they are. BatchNorm's running statistics
+        are buffers, not parameters: in training mode they still move (``.eval()`` stops them).
+        Only floating-point parameters can require grad; that is checked for all before any
+        flag changes (a TypeError naming the parameters).
+        """
+        flag = bool(requires_grad)
+        named = list(self.named_parameters())
+        bad = [f"{n} ({p.dtype})" for n, p in named if flag and p.dtype.kind != "f"]
+        if bad:
+            raise TypeError(f"{type(self).__name__}.requires_grad_: only floating-point "
+                            f"parameters can require gradients, not {', '.join(bad)}")
+        for _, p in named:
+            p.requires_grad = flag
+        return self
+
     def zero_grad(self):
         """Forget every parameter's gradient (``.grad = None``)."""
         for p in self.parameters():

@@ -13,10 +13,19 @@ zero padding added on both sides. Along one axis of length ``size``, window ``o`
     out = ceil((size + 2p - k) / s) + 1              with ceil_mode (pooling): a last, partial
           minus 1 if (out - 1)*s >= size + p         window, unless it would start in the
                                                      right padding (PyTorch's rule)
+
+Adaptive pooling fixes the output size ``out`` instead, and window ``o`` covers
+
+    floor(o * size / out) <= r < ceil((o + 1) * size / out)      (PyTorch's rule)
+
+so windows differ in size by at most one, may overlap (size 5 into 3: [0, 2), [1, 4), [3, 5))
+and, with out > size, repeat a pixel. When out divides size they are max_pool2d's windows with
+kernel = stride = size / out.
 """
 import numpy as np
 
-__all__ = ["size_pair", "pool_geometry", "output_length", "output_size", "checked_output_size",
+__all__ = ["size_pair", "pool_geometry", "adaptive_size_pair", "adaptive_output_size",
+           "adaptive_windows", "output_length", "output_size", "checked_output_size",
            "fits", "windows_hold_pixels", "assert_fits", "assert_windows_hold_pixels"]
 
 
@@ -58,6 +67,32 @@ def pool_geometry(owner, kernel_size, stride, padding):
         raise ValueError(f"{owner}: padding {padding} must be at most half the kernel "
                          f"{kernel_size}")
     return kh, kw, sh, sw, ph, pw
+
+
+def adaptive_size_pair(owner, output_size):
+    """An adaptive pooling's ``output_size``, an int or a pair (height, width) whose entries are
+    ints >= 1 or None (None keeps that size of the input), as a pair of ints or None.
+    Bools and floats are refused, with a ValueError naming ``owner``."""
+    if isinstance(output_size, (tuple, list)):
+        pair = tuple(output_size)
+    else:  # a bare None keeps nothing: refused, as in PyTorch
+        pair = () if output_size is None else (output_size, output_size)
+    if len(pair) != 2 or not all(v is None or (_is_int(v) and v >= 1) for v in pair):
+        raise ValueError(f"{owner}: output_size must be an int >= 1 or a pair of them (None in "
+                         f"the pair keeps that input size), got {output_size!r}")
+    return tuple(None if v is None else int(v) for v in pair)
+
+
+def adaptive_output_size(owner, in_hw, output_size):
+    """(OH, OW) of an adaptive pooling of an input of height and width ``in_hw``."""
+    return tuple(size if out is None else out
+                 for size, out in zip(in_hw, adaptive_size_pair(owner, output_size)))
+
+
+def adaptive_windows(size, out):
+    """[(start, end)] of the ``out`` windows along an axis of length ``size``, by the adaptive
+    rule in the module docstring (``-(-a // b)`` is ceil(a / b) in integers)."""
+    return [(o * size // out, -(-(o + 1) * size // out)) for o in range(out)]
 
 
 def output_length(size, k, s, p, ceil_mode=False):

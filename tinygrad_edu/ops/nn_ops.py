@@ -1,6 +1,6 @@
 """Neural-network ops: the linear layer, the ops backed by kernels: im2col/col2im
-(convolution), max-pooling and the fused softmax cross-entropy, and the stable fused
-binary cross-entropy with logits.
+(convolution), max-pooling (plain and adaptive) and the fused softmax cross-entropy, and the
+stable fused binary cross-entropy with logits.
 
 Convolution is im2col followed by one matrix multiply. ``Conv2d`` does both in one node, so the
 tape keeps only x and the filters, not the kh*kw times larger column matrix (backward makes it
@@ -13,6 +13,7 @@ import numpy as np
 
 from ..backend import get_xp
 from ..tensor import Function, Tensor, is_grad_enabled
+from .geometry import adaptive_windows
 
 
 def kernels(array):
@@ -134,6 +135,66 @@ class MaxPool2dGrad(Function):
         chans = xp.arange(c).reshape(1, c, 1)
         picked = ggx.reshape(n, c, h * w)[rows, chans, ctx.idx.reshape(n, c, -1)]
         return picked.reshape(ctx.idx.shape)
+
+
+def has_pool_kernel(x):
+    """Whether the pooling kernels take array x: float32 or float64 on the CPU (Numba), float32
+    on the GPU (CUDA)."""
+    return x.dtype == np.float32 or (isinstance(x, np.ndarray) and x.dtype == np.float64)
+
+
+def adaptive_argmax(x, out_size):
+    """(idx, geometry) for adaptive max-pooling of x (N, C, H, W) to out_size (OH, OW): idx
+    (N, C, OH, OW) is the flat index into the H*W plane of the maximum of each adaptive window
+    (``geometry.adaptive_windows``), the first one in row-major order on ties, a NaN counting as
+    the maximum (as max_pool2d's kernels do). When OH divides H and OW divides W (and a kernel
+    takes x's dtype) the windows are max_pool2d's with kernel = stride = H/OH, W/OW: the max-pool
+    kernel finds idx, and ``geometry`` is that window; otherwise ``geometry`` is None and a loop
+    over the output cells (few: 7x7, 1x1) takes each window's argmax."""
+    (n, c, h, w), (oh, ow) = x.shape, out_size
+    if h % oh == 0 and w % ow == 0 and has_pool_kernel(x):
+        geometry = (h // oh, w // ow, h // oh, w // ow, 0, 0)
+        return kernels(x).maxpool2d_forward(_contiguous(x), *geometry, oh, ow)[1], geometry
+    xp = get_xp(x)
+    idx = xp.empty((n, c, oh, ow), dtype=np.int64)
+    for i, (r0, r1) in enumerate(adaptive_windows(h, oh)):
+        for j, (c0, c1) in enumerate(adaptive_windows(w, ow)):
+            wide = c1 - c0  # argmax's index a into the window's rows is (a // wide, a % wide)
+            a = x[:, :, r0:r1, c0:c1].reshape(n, c, (r1 - r0) * wide).argmax(axis=2)
+            idx[:, :, i, j] = (r0 + a // wide) * w + c0 + a % wide
+    return idx, None
+
+
+class AdaptiveMaxPool2d(Function):
+    """y[n, c, i, j] = x[n, c].flat[idx[n, c, i, j]], idx from ``adaptive_argmax``: the max of
+    each adaptive window, picked. Backward routes each gradient to where its max was; windows
+    may overlap, so a pixel can receive several (they add up)."""
+    def forward(ctx, x, idx, geometry):
+        ctx.idx, ctx.geometry = idx, geometry
+        (n, c, h, w), (oh, ow) = x.shape, idx.shape[2:]
+        flat = idx.reshape(n, c, oh * ow)
+        return get_xp(x).take_along_axis(x.reshape(n, c, h * w), flat, axis=2).reshape(idx.shape)
+
+    def backward(ctx, gy, y):
+        x_shape = ctx.inputs[0].shape
+        if ctx.geometry is not None:  # max_pool2d's windows: its backward kernel
+            return MaxPool2dGrad.apply(gy, idx=ctx.idx, x_shape=x_shape, geometry=ctx.geometry)
+        return AdaptiveMaxPool2dGrad.apply(gy, idx=ctx.idx, x_shape=x_shape)
+
+
+class AdaptiveMaxPool2dGrad(MaxPool2dGrad):
+    """dx = zeros(x_shape) with dx[n, c].flat[idx[n, c, i, j]] += gy[n, c, i, j], one output cell
+    (i, j) at a time: within one cell each (n, c) plane gets one index, so the indexed ``+=``
+    has no repeated index to lose, and overlapping windows add up across cells. Linear in gy;
+    its gradient is MaxPool2dGrad's gather at idx."""
+    def forward(ctx, gy, idx, x_shape):
+        ctx.idx = idx
+        (n, c, h, w), xp = x_shape, get_xp(gy)
+        dx = xp.zeros((n, c, h * w), dtype=gy.dtype)
+        rows, chans = xp.arange(n).reshape(n, 1), xp.arange(c).reshape(1, c)
+        for i, j in np.ndindex(*idx.shape[2:]):
+            dx[rows, chans, idx[:, :, i, j]] += gy[:, :, i, j]
+        return dx.reshape(x_shape)
 
 
 class SoftmaxCrossEntropy(Function):

@@ -11,12 +11,12 @@ and names what it keeps, so that state can be checked: ``state_arrays`` (arrays 
 parameter), ``state_counters`` (ints >= 0, e.g. ``step``) and ``required_state(group)`` (the
 names every parameter's state must have under a group's settings).
 
-Everything else (validating parameters, skipping those without a gradient, ``zero_grad``,
-saving and loading the state) lives here. ``step`` and ``load_state_dict`` check everything they
-need before the first write, so when they raise, every parameter and all optimizer state are
-exactly as before. The update runs on raw arrays, so it records nothing on the tape; it bumps
-each parameter's version counter, so a backward pass through a graph that used the old values
-raises instead of giving a wrong gradient.
+Everything else (validating parameters, skipping those without a gradient, frozen ones
+included, ``zero_grad``, saving and loading the state) lives here. ``step`` and
+``load_state_dict`` check everything they need before the first write, so when they raise,
+every parameter and all optimizer state are exactly as before. The update runs on raw arrays,
+so it records nothing on the tape; it bumps each parameter's version counter, so a backward
+pass through a graph that used the old values raises instead of giving a wrong gradient.
 
 Hyperparameters are turned into Python floats before use: under NumPy 2 a float64 NumPy scalar
 (``np.float64(0.1)``) times a float32 array gives float64, a Python float keeps float32.
@@ -81,7 +81,12 @@ class Optimizer:
 
     # ---- parameter groups ---------------------------------------------------------------------
     def add_param_group(self, group):
-        """Add ``{"params": [...], **options}``; options default to the constructor's values."""
+        """Add ``{"params": [...], **options}``; options default to the constructor's values.
+
+        Each parameter must be a floating-point leaf Tensor, in one group, once. It may be frozen
+        (``requires_grad=False``), as in PyTorch, so ``SGD(model.parameters(), ...)`` works on a
+        partly frozen model: a frozen parameter gets no gradient, and ``step`` skips every
+        parameter whose ``.grad`` is None (weight decay and momentum do not move it either)."""
         if not isinstance(group, dict) or "params" not in group:
             raise TypeError(f"{type(self).__name__}: a parameter group is a dict with a "
                             "'params' key")
@@ -95,8 +100,6 @@ class Optimizer:
             if p.dtype.kind != "f":
                 raise ValueError(f"{what} has dtype {p.dtype}; only floating-point tensors can "
                                  "be optimized")
-            if not p.requires_grad:
-                raise ValueError(f"{what} (shape {p.shape}) does not require grad")
             if not p.is_leaf:
                 raise ValueError(f"{what} (shape {p.shape}) is not a leaf: it was computed by "
                                  f"{type(p.grad_fn).__name__}, so it has no .grad to follow")
@@ -114,10 +117,14 @@ class Optimizer:
 
     # ---- the training step --------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
-        """Forget every parameter's gradient (``.grad = None``, or zeros with set_to_none=False)."""
+        """Forget every parameter's gradient (``.grad = None``, or zeros with set_to_none=False).
+
+        A frozen parameter (``requires_grad=False``) always gets None, so ``step`` skips it.
+        (PyTorch zeros its gradient with set_to_none=False, and then momentum and weight decay
+        still move it; here a frozen parameter stays as it is.)"""
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none or p.grad is None:
+                if set_to_none or p.grad is None or not p.requires_grad:
                     p.grad = None
                 else:  # a new array: a leaf's grad may share memory with another one's
                     p.grad = Tensor._wrap(get_xp(p.data).zeros_like(p.data))

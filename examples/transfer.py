@@ -1,0 +1,152 @@
+"""Transfer learning (the EuroPython 2016 seed's VGG-19 lesson, on a CPU): a small VGG-style net
+pre-trained on MNIST digits 0-4 is reused on little labelled data from elsewhere.
+
+Targets (both offline): scikit-learn's 8x8 handwritten digits (all ten classes; other writers,
+another scanner, 8x8 pixels, brought to MNIST's framing: resized to 20x20 and padded to 28x28)
+and MNIST digits 5-9 (classes the source net never saw). For each target and each budget of
+labelled images per class, three methods with the same network:
+
+  scratch   a fresh network, every layer trained;
+  frozen    the pre-trained network, its last layer replaced by a new head, only the head
+            trained (``requires_grad_(False)`` on the rest);
+  finetune  the head first as in "frozen", then every layer with a 10x lower learning rate.
+
+    python examples/transfer.py                      # needs scikit-learn (the examples extra)
+"""
+import argparse
+import time
+
+import numpy as np
+
+import tinygrad_edu as tg
+from tinygrad_edu import models, nn, optim
+from tinygrad_edu.data import load_mnist
+from tinygrad_edu.data.augment import resize
+from tinygrad_edu.training import evaluate, fit
+
+NET = dict(in_channels=1, width=1 / 8, hidden=128, pool_size=1, image_size=28)
+
+
+def build(num_classes):
+    return models.vgg11(num_classes=num_classes, **NET)
+
+
+def mnist_digits(split, digits):
+    """Images (N, 1, 28, 28) and labels 0..len(digits)-1 of the given MNIST digits."""
+    X, y = split
+    keep = np.isin(y, digits)
+    return X[keep], np.searchsorted(digits, y[keep]).astype(np.int64)
+
+
+def sklearn_digits(seed):
+    """scikit-learn's 1,797 digits in MNIST's framing, split in half: (train pool, test)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise SystemExit("examples/transfer.py needs scikit-learn: pip install scikit-learn "
+                         "(or pip install -e '.[examples]')") from None
+    d = load_digits()
+    X = resize(d.images.astype(np.float32) / 16.0, (20, 20))      # (N, 20, 20) in [0, 1]
+    X = np.pad(X, ((0, 0), (4, 4), (4, 4)))[:, None]               # (N, 1, 28, 28), as MNIST
+    order = np.random.default_rng(seed).permutation(len(X))
+    half = len(X) // 2
+    return (X[order[:half]], d.target[order[:half]]), (X[order[half:]], d.target[order[half:]])
+
+
+def per_class(X, y, k, rng):
+    """k labelled images of each class, drawn without replacement."""
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), k, replace=False)
+                          for c in np.unique(y)])
+    return X[idx], y[idx]
+
+
+def new_head(source, num_classes):
+    """The pre-trained net (a copy) with a new last layer, and everything else frozen."""
+    net = build(5)
+    net.load_state_dict(source.state_dict())
+    net.requires_grad_(False)
+    net.classifier[6] = nn.Linear(NET["hidden"], num_classes)      # new, so trainable
+    return net
+
+
+def train(net, params, data, epochs, lr, seed):
+    optimizer = optim.Adam(params, lr=lr)
+    fit(net, optimizer, data, epochs=epochs, batch_size=32, seed=seed, progress=False,
+        verbose=False)
+
+
+def run(method, source, train_set, test_set, num_classes, args, seed):
+    tg.manual_seed(seed)
+    if method == "scratch":
+        net = build(num_classes)
+        train(net, net.parameters(), train_set, 2 * args.epochs, args.lr, seed)
+    else:
+        net = new_head(source, num_classes)
+        train(net, net.classifier[6].parameters(), train_set, args.epochs, args.lr, seed)
+        if method == "finetune":
+            net.requires_grad_(True)
+            train(net, net.parameters(), train_set, args.epochs, args.lr / 10, seed + 1)
+    return evaluate(net, *test_set)[1]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pretrain-epochs", type=int, default=3,
+                   help="epochs of pre-training on MNIST 0-4 (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=30,
+                   help="epochs per training phase on the small target sets (default: "
+                        "%(default)s; scratch trains for twice as many)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default: "
+                   "%(default)s; fine-tuning uses a tenth)")
+    p.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 50],
+                   help="labelled images per class (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="draws of the labelled images per budget, averaged (default: "
+                        "%(default)s)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="a quick check: N pre-training images and N test images per target "
+                        "(default: all)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    train_split, _, test_split = load_mnist(flatten=False)
+    low, high = np.arange(5), np.arange(5, 10)
+    source_train = mnist_digits(train_split, low)
+    source_test = mnist_digits(test_split, low)
+    digits_pool, digits_test = sklearn_digits(args.seed)
+    targets = {"sklearn digits (10 classes)": (digits_pool, digits_test, 10),
+               "MNIST 5-9 (5 classes)": (mnist_digits(train_split, high),
+                                         mnist_digits(test_split, high), 5)}
+    if args.limit:
+        source_train = tuple(a[:args.limit] for a in source_train)
+        targets = {k: (pool, tuple(a[:args.limit] for a in test), n)
+                   for k, (pool, test, n) in targets.items()}
+
+    tg.manual_seed(args.seed)
+    source = build(5)
+    fit(source, optim.Adam(source.parameters(), lr=args.lr), source_train,
+        epochs=args.pretrain_epochs, batch_size=128, seed=args.seed, progress=False,
+        verbose=False)
+    print(f"pre-trained on {len(source_train[0])} MNIST images of 0-4: test accuracy "
+          f"{evaluate(source, *source_test)[1]:.2%} ({time.perf_counter() - t0:.0f} s)")
+
+    results = {}
+    print("| target | labels per class | scratch | frozen + new head | head, then fine-tune |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, (pool, test, n) in targets.items():
+        for k in args.budgets:
+            accs = {m: [] for m in ("scratch", "frozen", "finetune")}
+            for r in range(args.repeats):
+                subset = per_class(*pool, k, np.random.default_rng(args.seed + 100 * r + k))
+                for m in accs:
+                    accs[m].append(run(m, source, subset, test, n, args, args.seed + r))
+            results[name, k] = {m: float(np.mean(v)) for m, v in accs.items()}
+            row = " | ".join(f"{results[name, k][m]:.1%}" for m in accs)
+            print(f"| {name} | {k} | {row} |", flush=True)
+    print(f"({time.perf_counter() - t0:.0f} s in all)")
+    return results
+
+
+if __name__ == "__main__":
+    main()
