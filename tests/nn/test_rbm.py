@@ -75,10 +75,10 @@ def test_free_energy_and_conditionals_match_numpy(n_v, n_h, n, seed):
     np.testing.assert_allclose(rbm.free_energy(v).numpy(), np_free_energy(v, W, bv, bh),
                                rtol=1e-12, atol=1e-12)
     p, s = rbm.h_given_v(v)
-    np.testing.assert_allclose(p.numpy(), np_sigmoid(v @ W + bh), rtol=1e-12)
+    np.testing.assert_allclose(p.numpy(), np_sigmoid(v @ W + bh), rtol=1e-12, atol=1e-15)
     h = binary((n, n_h), seed)
     q, t = rbm.v_given_h(h)
-    np.testing.assert_allclose(q.numpy(), np_sigmoid(h @ W.T + bv), rtol=1e-12)
+    np.testing.assert_allclose(q.numpy(), np_sigmoid(h @ W.T + bv), rtol=1e-12, atol=1e-15)
     for sample, shape in ((s, (n, n_h)), (t, (n, n_v))):
         assert sample.shape == shape and sample.dtype == np.float64
         assert not sample.requires_grad and set(np.unique(sample.numpy())) <= {0.0, 1.0}
