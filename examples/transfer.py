@@ -4,12 +4,14 @@ pre-trained on MNIST digits 0-4 is reused on little labelled data from elsewhere
 Targets (both offline): scikit-learn's 8x8 handwritten digits (all ten classes; other writers,
 another scanner, 8x8 pixels, brought to MNIST's framing: resized to 20x20 and padded to 28x28)
 and MNIST digits 5-9 (classes the source net never saw). For each target and each budget of
-labelled images per class, three methods with the same network:
+labelled images per class, three methods with the same network (the source net's first three
+conv blocks, then a new two-layer classifier):
 
-  scratch   a fresh network, every layer trained;
-  frozen    the pre-trained network, its last layer replaced by a new head, only the head
-            trained (``requires_grad_(False)`` on the rest);
-  finetune  the head first as in "frozen", then every layer with a 10x lower learning rate.
+  scratch   freshly initialised, every layer trained (for twice the steps);
+  frozen    the pre-trained blocks, frozen (``requires_grad_(False)``); its last two conv
+            blocks and its classifier removed and a new classifier trained on top;
+  finetune  the new classifier first as in "frozen", then every layer with a 10x lower
+            learning rate.
 
     python examples/transfer.py                      # needs scikit-learn (the examples extra)
 """
@@ -60,32 +62,47 @@ def per_class(X, y, k, rng):
     return X[idx], y[idx]
 
 
-def new_head(source, num_classes):
-    """The pre-trained net (a copy) with a new last layer, and everything else frozen."""
+CUT = 11          # features[:11]: the first three conv blocks, 32 maps of 4 x 4 pixels
+
+
+def transfer_net(num_classes, source=None):
+    """The first three conv blocks of a VGG11 and a new classifier on their 32 x 4 x 4 maps.
+
+    With ``source`` the blocks are a frozen copy of the pre-trained ones: its last two conv
+    blocks and its classifier are removed (they had specialised in telling 0-4 apart, and their
+    features barely separate other digits) and new layers added, as in the seed's VGG-19 lesson.
+    Without it everything is freshly initialised (training from scratch, same network).
+    """
     net = build(5)
-    net.load_state_dict(source.state_dict())
-    net.requires_grad_(False)
-    net.classifier[6] = nn.Linear(NET["hidden"], num_classes)      # new, so trainable
+    if source is not None:
+        net.load_state_dict(source.state_dict())
+        net.requires_grad_(False)
+    channels = net.features[CUT - 3].out_channels
+    net.features = net.features[:CUT]                 # a Sequential slice keeps the names
+    net.avgpool = nn.AdaptiveAvgPool2d(4)             # 4 x 4 already: the identity here
+    net.classifier = nn.Sequential(nn.Linear(channels * 16, NET["hidden"]), nn.ReLU(),
+                                   nn.Dropout(0.5), nn.Linear(NET["hidden"], num_classes))
     return net
 
 
-def train(net, params, data, epochs, lr, seed):
-    optimizer = optim.Adam(params, lr=lr)
-    fit(net, optimizer, data, epochs=epochs, batch_size=32, seed=seed, progress=False,
-        verbose=False)
+def train(net, params, data, steps, lr, seed, batch_size=16):
+    """Adam for about ``steps`` steps (whole epochs of the small set: at least one)."""
+    epochs = max(1, -(-steps * batch_size // len(data[0])))
+    fit(net, optim.Adam(params, lr=lr), data, epochs=epochs, batch_size=batch_size, seed=seed,
+        progress=False, verbose=False)
 
 
 def run(method, source, train_set, test_set, num_classes, args, seed):
     tg.manual_seed(seed)
     if method == "scratch":
-        net = build(num_classes)
-        train(net, net.parameters(), train_set, 2 * args.epochs, args.lr, seed)
+        net = transfer_net(num_classes)
+        train(net, net.parameters(), train_set, 2 * args.steps, args.lr, seed)
     else:
-        net = new_head(source, num_classes)
-        train(net, net.classifier[6].parameters(), train_set, args.epochs, args.lr, seed)
+        net = transfer_net(num_classes, source)
+        train(net, net.classifier.parameters(), train_set, args.steps, args.lr, seed)
         if method == "finetune":
             net.requires_grad_(True)
-            train(net, net.parameters(), train_set, args.epochs, args.lr / 10, seed + 1)
+            train(net, net.parameters(), train_set, args.steps, args.lr / 10, seed + 1)
     return evaluate(net, *test_set)[1]
 
 
@@ -94,9 +111,9 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pretrain-epochs", type=int, default=3,
                    help="epochs of pre-training on MNIST 0-4 (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=30,
-                   help="epochs per training phase on the small target sets (default: "
-                        "%(default)s; scratch trains for twice as many)")
+    p.add_argument("--steps", type=int, default=300,
+                   help="Adam steps (batches of 16) per training phase on a small target set "
+                        "(default: %(default)s; scratch trains for twice as many)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default: "
                    "%(default)s; fine-tuning uses a tenth)")
     p.add_argument("--budgets", type=int, nargs="+", default=[10, 20, 50],
@@ -109,12 +126,20 @@ def main(argv=None):
                         "(default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     args = p.parse_args(argv)
+    if min(args.pretrain_epochs, args.steps, args.repeats, *args.budgets) < 1:
+        p.error("--pretrain-epochs, --steps, --repeats and --budgets must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        p.error("--limit must be at least 1")
     t0 = time.perf_counter()
     train_split, _, test_split = load_mnist(flatten=False)
     low, high = np.arange(5), np.arange(5, 10)
     source_train = mnist_digits(train_split, low)
     source_test = mnist_digits(test_split, low)
     digits_pool, digits_test = sklearn_digits(args.seed)
+    fewest = int(np.bincount(digits_pool[1]).min())
+    if max(args.budgets) > fewest:
+        p.error(f"--budgets {max(args.budgets)}: the scikit-learn training pool has only "
+                f"{fewest} images of its rarest class")
     targets = {"sklearn digits (10 classes)": (digits_pool, digits_test, 10),
                "MNIST 5-9 (5 classes)": (mnist_digits(train_split, high),
                                          mnist_digits(test_split, high), 5)}
