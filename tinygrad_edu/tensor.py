@@ -10,7 +10,7 @@ Reading guide
   backward pass is built from ordinary ops, recording it (``create_graph=True``) gives second
   derivatives for free.
 * :func:`_backprop` sorts the graph topologically (without recursion), then walks it from the
-  output back to the leaves, keeping pending gradients in a dict (keyed by ``id`` of the tensor)
+  output back to the leaves, keeping pending gradients in a dict (keyed by each tensor's node)
   and adding them up out of place. Leaves' gradients are written to ``.grad`` only at the end,
   so a backward that fails half way changes no ``.grad``.
 * Debugging (anomaly mode, the backward trace) lives in ``debug.py``; the engine only calls the
@@ -109,6 +109,11 @@ class Function:
     __slots__ = ("inputs", "versions")  # subclasses add a __dict__ for what forward saves
     is_view = False        # True when forward may return a view of its first input's array
     differentiable = True  # False for ops with an array-level backward (no second derivative)
+    # Memory: what backward reads. ``keeps``: the inputs whose *values* it reads ("all", or a
+    # tuple of indices); ``needs_output``: whether it reads y's values. An input that is kept
+    # by no one is replaced on the node by a shell (see _shell): the array can be freed.
+    keeps = "all"
+    needs_output = True
 
     def forward(ctx, *arrays, **params):
         raise NotImplementedError
@@ -136,6 +141,9 @@ class Function:
         # (list comprehensions rather than generators here: on a few inputs they are twice as fast)
         if _GradMode.enabled and any([t.requires_grad for t in inputs]):
             y.requires_grad = True
+            if cls.keeps != "all":
+                inputs = tuple([t if i in cls.keeps or t._ctx is None or t._ctx.needs_output
+                                else _shell(t) for i, t in enumerate(inputs)])
             ctx.inputs = inputs
             ctx.versions = tuple([t._version[0] for t in inputs])
             y._ctx = ctx
@@ -153,6 +161,22 @@ class Function:
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
+
+
+def _shell(t):
+    """A stand-in for a computed tensor whose values no backward reads: the same node, shape,
+    dtype and device, but its data a broadcast NaN (one element of memory; NaN so that a
+    backward which reads it after all gives NaN gradients, which gradcheck catches)."""
+    xp = get_xp(t.data)
+    s = Tensor._wrap(xp.broadcast_to(xp.array(np.nan, dtype=t.dtype), t.shape))
+    s.requires_grad, s._ctx, s.name = t.requires_grad, t._ctx, t.name
+    return s
+
+
+def _key(t):
+    """A tensor's identity in the graph: its node (a shell and its tensor share it), or itself
+    for a leaf."""
+    return id(t) if t._ctx is None else id(t._ctx)
 
 
 def _forward_result(cls, out):
@@ -341,9 +365,9 @@ def graph_order(roots, grad_only=True):
         if inputs_done:
             order.append(t)
             continue
-        if id(t) in seen or (grad_only and not t.requires_grad):
+        if _key(t) in seen or (grad_only and not t.requires_grad):
             continue
-        seen.add(id(t))
+        seen.add(_key(t))
         stack.append((t, True))
         ctx = t._ctx
         if ctx is not None and ctx.inputs is not None:
@@ -359,10 +383,10 @@ def _between(order, targets):
     for t in order:
         ctx = t._ctx
         if ctx is not None and (ctx.inputs is None  # freed: backward must say so
-                                or any([id(x) in on_path for x in ctx.inputs])):
-            run.add(id(t))
-        if id(t) in targets or id(t) in run:
-            on_path.add(id(t))
+                                or any([_key(x) in on_path for x in ctx.inputs])):
+            run.add(_key(t))
+        if _key(t) in targets or _key(t) in run:
+            on_path.add(_key(t))
     return on_path, run
 
 
@@ -415,36 +439,36 @@ def _backprop(roots, root_grads, retain_graph, create_graph, targets):
     (tensor, total gradient) for the leaves (``targets=None``) or for ``targets`` (a set of ids).
     """
     retain_graph = create_graph if retain_graph is None else retain_graph
-    pending = {}  # id(tensor) -> the sum of the gradients it has received so far
+    pending = {}  # _key(tensor) -> the sum of the gradients it has received so far
     for y, g in zip(roots, root_grads):
-        pending[id(y)] = pending[id(y)] + g if id(y) in pending else g
+        pending[_key(y)] = pending[_key(y)] + g if _key(y) in pending else g
     order = graph_order(roots)
     on_path = run = None
     if targets is not None:  # grad(): walk only the part of the graph between outputs and targets
         on_path, run = _between(order, targets)
-        order = [t for t in order if id(t) in on_path]
+        order = [t for t in order if _key(t) in on_path]
     found, unreached, freed = [], [], []
     try:
         with enable_grad() if create_graph else no_grad():
             while order:
                 t = order.pop()  # popping drops the list's reference: activations are released
-                g = pending.pop(id(t), None)  # as soon as backward has passed them, as in PyTorch
+                g = pending.pop(_key(t), None)  # as soon as backward has passed them, as in PyTorch
                 if g is None:
                     unreached.append(t)
                     continue
-                if (t._ctx is None) if targets is None else (id(t) in targets):
+                if (t._ctx is None) if targets is None else (_key(t) in targets):
                     found.append((t, g))
                 ctx = t._ctx
-                if ctx is None or (run is not None and id(t) not in run):
+                if ctx is None or (run is not None and _key(t) not in run):
                     continue
                 _check_node(ctx, create_graph)
                 for i, (x, gx) in enumerate(zip(ctx.inputs, _call_backward(ctx, g, t))):
                     if gx is None or not x.requires_grad or (run is not None
-                                                             and id(x) not in on_path):
+                                                             and _key(x) not in on_path):
                         continue
                     if gx.shape != x.shape or gx.dtype != x.dtype:
                         _bad_gradient(ctx, i, x, gx)
-                    pending[id(x)] = pending[id(x)] + gx if id(x) in pending else gx
+                    pending[_key(x)] = pending[_key(x)] + gx if _key(x) in pending else gx
                 if not retain_graph:
                     ctx.free()
                     freed.append(ctx)
@@ -498,9 +522,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             raise RuntimeError(f"grad(): output of shape {y.shape} does not depend on any "
                                "tensor that requires grad")
     root_grads = [_root_gradient(y, g) for y, g in zip(outputs, grad_outputs)]
-    found = _backprop(outputs, root_grads, retain_graph, create_graph, {id(x) for x in inputs})
-    found = {id(t): g for t, g in found}
-    result = tuple(found.get(id(x)) for x in inputs)
+    found = _backprop(outputs, root_grads, retain_graph, create_graph, {_key(x) for x in inputs})
+    found = {_key(t): g for t, g in found}
+    result = tuple(found.get(_key(x)) for x in inputs)
     if not allow_unused and any(g is None for g in result):
         i = next(i for i, g in enumerate(result) if g is None)
         raise ValueError(f"grad(): input {i} (shape {inputs[i].shape}) was not used to compute "

@@ -20,7 +20,7 @@ import subprocess
 import numpy as np
 
 from .debug import _norm, trace_backward, trace_line  # noqa: F401 (part of tg.viz)
-from .tensor import graph_order
+from .tensor import _key, graph_order
 
 __all__ = ["pp", "to_dot", "draw", "trace_backward", "trace_line"]
 
@@ -140,17 +140,17 @@ def pp(tensor):
     node freed by ``backward()`` prints as ``op(<freed>)``. A shared subexpression prints
     wherever it is used (the picture of ``to_dot`` draws it once).
     """
-    text = {}  # id(tensor) -> (expression, precedence)
+    text = {}  # _key(tensor) -> (expression, precedence)
     for t in _nodes(tensor):
         ctx = t._ctx
         if ctx is None or (t.name and t is not tensor):
             name = _leaf_name(t)
-            text[id(t)] = (name, UNARY if name.startswith("-") else ATOM)
+            text[_key(t)] = (name, UNARY if name.startswith("-") else ATOM)
         elif ctx.inputs is None:
-            text[id(t)] = (f"{_op_name(ctx)}(<freed>)", ATOM)
+            text[_key(t)] = (f"{_op_name(ctx)}(<freed>)", ATOM)
         else:
-            text[id(t)] = _expression(ctx, t, [text[id(x)] for x in ctx.inputs])
-    return text[id(tensor)][0]
+            text[_key(t)] = _expression(ctx, t, [text[_key(x)] for x in ctx.inputs])
+    return text[_key(tensor)][0]
 
 
 # ---- Graphviz ---------------------------------------------------------------------------------
@@ -205,10 +205,10 @@ def to_dot(tensor, show_grad=False):
     shows that gradient's norm. ``backward()`` frees the tape: call it with
     ``retain_graph=True`` to draw the whole graph afterwards; freed ops say "(freed)".
     """
-    ids = {}  # id(tensor or node) -> "t3" / "f2": short, deterministic names for Graphviz
+    ids = {}  # ("t", _key(tensor)) or id(node) -> "t3" / "f2": short Graphviz names
     lines = ["digraph tape {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
     for t in _nodes(tensor):
-        tid = ids[id(t)] = f"t{len(ids)}"
+        tid = ids["t", _key(t)] = f"t{len(ids)}"
         kind = _kind(t, tensor)
         lines.append(f'  {tid} [shape=box, {STYLES[kind]}, '
                      f'label="{_tensor_label(t, kind, show_grad)}"];')
@@ -222,7 +222,7 @@ def to_dot(tensor, show_grad=False):
         lines.append(f'  {fid} [shape=ellipse, label="{op_label}"];')
         for i, x in enumerate(ctx.inputs or ()):
             number = f' [label="{i}", fontsize=8]' if len(ctx.inputs) > 1 else ""
-            lines.append(f"  {ids[id(x)]} -> {fid}{number};")
+            lines.append(f"  {ids['t', _key(x)]} -> {fid}{number};")
         lines.append(f"  {fid} -> {tid};")
     lines.append("}")
     return "\n".join(lines) + "\n"

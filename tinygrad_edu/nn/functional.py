@@ -27,8 +27,8 @@ from ..creation import generator
 from ..ops import flatten as _flatten, relu as _relu, sigmoid as _sigmoid, tanh as _tanh
 from ..ops import where as _where
 from ..ops import geometry
-from ..ops.nn_ops import (AdaptiveMaxPool2d, BCEWithLogits, Conv2d, Im2Col, Linear, MaxPool2d,
-                          SoftmaxCrossEntropy, adaptive_argmax, has_pool_kernel)
+from ..ops.nn_ops import (AdaptiveMaxPool2d, BCEWithLogits, Conv2d, Dropout, Im2Col, Linear,
+                          MaxPool2d, SoftmaxCrossEntropy, adaptive_argmax, has_pool_kernel)
 from ..ops.reduce import normalize_axes
 from ..tensor import Tensor, no_grad
 
@@ -235,7 +235,7 @@ def dropout(x, p=0.5, training=True):
     if p == 1.0:
         return x * 0.0
     keep = generator(x.device).random(x.shape, dtype=np.float32) >= p
-    return x * Tensor._wrap((keep / (1.0 - p)).astype(x.dtype))
+    return Dropout.apply(x, keep=keep, scale=1.0 / (1.0 - p))
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,

@@ -18,6 +18,8 @@ def _sum_axes(shape, target):
 
 class SumTo(Function):
     """y = x summed down to ``shape`` (the adjoint of broadcasting); dy/dx broadcasts back."""
+    keeps = ()
+    needs_output = False
 
     def forward(ctx, x, shape):
         lead = x.ndim - len(shape)
@@ -30,6 +32,8 @@ class SumTo(Function):
 
 class BroadcastTo(Function):
     """y = x repeated along new leading axes and size-1 axes; dy/dx = sum_to(gy, x.shape)."""
+    keeps = ()
+    needs_output = False
     is_view = True
 
     def forward(ctx, x, shape):

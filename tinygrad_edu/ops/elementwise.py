@@ -53,12 +53,16 @@ def _check_numeric(op, value, like):
 
 class Neg(Function):
     """y = -x;  dy/dx = -1."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, x): return -x
     def backward(ctx, gy, y): return -gy
 
 
 class Add(Function):
     """y = a + b;  dy/da = dy/db = 1."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, a, b): return a + b
 
     def backward(ctx, gy, y):
@@ -69,6 +73,8 @@ class Add(Function):
 
 class Sub(Function):
     """y = a - b;  dy/da = 1, dy/db = -1."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, a, b): return a - b
 
     def backward(ctx, gy, y):
@@ -79,6 +85,7 @@ class Sub(Function):
 
 class Mul(Function):
     """y = a * b;  dy/da = b, dy/db = a."""
+    needs_output = False
     def forward(ctx, a, b): return a * b
 
     def backward(ctx, gy, y):
@@ -89,6 +96,7 @@ class Mul(Function):
 
 class Div(Function):
     """y = a / b;  dy/da = 1 / b, dy/db = -a / b^2 = -y / b."""
+    keeps = (1,)
     def forward(ctx, a, b): return a / b
 
     def backward(ctx, gy, y):
@@ -110,18 +118,21 @@ class Pow(Function):
 
 class Exp(Function):
     """y = e^x;  dy/dx = y."""
+    keeps = ()
     def forward(ctx, x): return get_xp(x).exp(x)
     def backward(ctx, gy, y): return gy * y
 
 
 class Log(Function):
     """y = log x;  dy/dx = 1 / x."""
+    needs_output = False
     def forward(ctx, x): return get_xp(x).log(x)
     def backward(ctx, gy, y): return gy / ctx.inputs[0]
 
 
 class Sqrt(Function):
     """y = sqrt x;  dy/dx = 1 / (2 y)."""
+    keeps = ()
     def forward(ctx, x): return get_xp(x).sqrt(x)
     def backward(ctx, gy, y): return gy / (y * 2)
 
@@ -134,6 +145,7 @@ class Abs(Function):
 
 class Tanh(Function):
     """y = tanh x;  dy/dx = 1 - y^2."""
+    keeps = ()
     def forward(ctx, x): return get_xp(x).tanh(x)
     def backward(ctx, gy, y): return gy * (1 - y * y)
 
@@ -141,6 +153,7 @@ class Tanh(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e^-x), computed as (1 + tanh(x/2)) / 2, which never overflows;
     dy/dx = y (1 - y)."""
+    keeps = ()
     def forward(ctx, x):
         y = get_xp(x).tanh(x * 0.5)
         y += 1
@@ -152,12 +165,14 @@ class Sigmoid(Function):
 
 class Relu(Function):
     """y = max(x, 0);  dy/dx = 1 where x > 0, else 0."""
+    keeps = ()
     def forward(ctx, x): return get_xp(x).maximum(x, 0)
     def backward(ctx, gy, y): return gy * _const((y.data > 0).astype(y.dtype))
 
 
 class Maximum(Function):
     """y = max(a, b);  the gradient goes to the larger input, split equally on ties."""
+    needs_output = False
     def forward(ctx, a, b): return get_xp(a).maximum(a, b)
 
     def backward(ctx, gy, y):
@@ -182,6 +197,7 @@ class Where(Function):
 
 class Clip(Function):
     """y = min(max(x, lo), hi);  dy/dx = 1 where lo <= x <= hi, else 0."""
+    needs_output = False
     def forward(ctx, x, lo, hi):
         ctx.lo, ctx.hi = lo, hi
         return get_xp(x).clip(x, lo, hi)
@@ -260,6 +276,8 @@ ge = _compare("ge", lambda a, b: a >= b)
 
 class Cast(Function):
     """y = x converted to another dtype;  gx = gy converted back (floats only)."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, x, dtype): return x.astype(dtype)
     def backward(ctx, gy, y): return Cast.apply(gy, dtype=ctx.inputs[0].dtype)
 

@@ -11,6 +11,7 @@ class MatMul(Function):
     (k, 1), the missing axes are put back into ``gy``, and the batch axes that broadcasting
     added are summed away (``sum_to``) before the temporary axes are dropped again.
     """
+    needs_output = False
     def forward(ctx, a, b): return a @ b
 
     def backward(ctx, gy, y):

@@ -21,6 +21,8 @@ def _shape_arg(shape):
 
 class Reshape(Function):
     """y = x with a new shape (same elements in C order);  gx = gy reshaped back."""
+    keeps = ()
+    needs_output = False
     is_view = True
     def forward(ctx, x, shape): return x.reshape(shape)
     def backward(ctx, gy, y): return gy.reshape(ctx.inputs[0].shape)
@@ -28,6 +30,8 @@ class Reshape(Function):
 
 class Permute(Function):
     """y = x with its axes reordered;  gx = gy with the inverse order."""
+    keeps = ()
+    needs_output = False
     is_view = True
 
     def forward(ctx, x, dims):
@@ -42,6 +46,8 @@ class Permute(Function):
 
 class GetItem(Function):
     """y = x[index];  gx = zeros with gy added at the indexed places (repeats accumulate)."""
+    keeps = ()
+    needs_output = False
     is_view = True  # basic slicing returns a view
 
     def forward(ctx, x, index):
@@ -54,6 +60,8 @@ class GetItem(Function):
 
 class ScatterAdd(Function):
     """y = zeros(shape) with y[index] += x (np.add.at semantics);  gx = gy[index]."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, x, index, shape):
         ctx.index = index
         xp = get_xp(x)
@@ -74,6 +82,8 @@ def _has_int_array(index):
 
 class Concatenate(Function):
     """y = inputs joined along ``axis``;  each input's gradient is its slice of gy."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, *xs, axis):
         ctx.axis = axis
         return get_xp(xs[0]).concatenate(xs, axis=axis)
@@ -89,6 +99,8 @@ class Concatenate(Function):
 
 class Pad(Function):
     """y = x surrounded by ``value``;  gx = the middle part of gy."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, x, width, value):
         ctx.inner = tuple(slice(b, b + n) for (b, _), n in zip(width, x.shape))
         return get_xp(x).pad(x, width, constant_values=value)
@@ -214,6 +226,8 @@ def pad(x, pad, value=0.0):
 
 class ToDevice(Function):
     """y = x copied to another device;  gx = gy copied back."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, x, device): return to_device(x, device)
     def backward(ctx, gy, y): return ToDevice.apply(gy, device=ctx.inputs[0].device)
 
@@ -234,6 +248,8 @@ def to(x, device=None, dtype=None):
 
 class Clone(Function):
     """y = a copy of x (its own memory, C-contiguous);  gx = gy."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, x): return x.copy()
     def backward(ctx, gy, y): return gy
 

@@ -37,6 +37,8 @@ class Linear(Function):
     copied. Here, with x and gy seen as matrices (rows = all leading dims):
     gx = gy @ w, gw = gy^T @ x (already w's shape), gb = gy summed over rows.
     """
+    keeps = (0, 1)
+    needs_output = False
     def forward(ctx, x, w, *bias):
         y = x @ w.T
         if bias:
@@ -52,12 +54,32 @@ class Linear(Function):
         return gx, gw, gb
 
 
+class Dropout(Function):
+    """y = x * keep * scale (inverted dropout: scale = 1 / (1 - p)); keep is the boolean mask of
+    the elements kept, drawn by the caller. The node keeps that mask, one byte per element, and
+    not x (x * mask would keep x and a float mask). gx = gy * keep * scale: Dropout again, so
+    the op is linear and twice differentiable."""
+    keeps = ()
+    needs_output = False
+
+    def forward(ctx, x, keep, scale):
+        ctx.keep, ctx.scale = keep, scale
+        y = x * x.dtype.type(scale)
+        y *= keep   # multiplying by the mask, not selecting: 0 * inf stays NaN, as in x * 0
+        return y
+
+    def backward(ctx, gy, y):
+        return Dropout.apply(gy, keep=ctx.keep, scale=ctx.scale)
+
+
 class Im2Col(Function):
     """cols[(n, oy, ox), (c, i, j)] = x[n, c, oy*sh - ph + i, ox*sw - pw + j], 0 in the padding.
 
     Every output pixel's receptive field becomes one row, so a convolution with F filters is
     ``cols @ W.reshape(F, -1).T``. The gradient sums each entry back to its pixel: col2im.
     """
+    keeps = ()
+    needs_output = False
     def forward(ctx, x, geometry):
         ctx.geometry = geometry
         return kernels(x).im2col(_contiguous(x), *geometry)
@@ -68,6 +90,8 @@ class Im2Col(Function):
 
 class Col2Im(Function):
     """The adjoint of im2col: each pixel receives the sum of the column entries copied from it."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, cols, x_shape, geometry):
         ctx.geometry = geometry
         return kernels(cols).col2im(_contiguous(cols), x_shape, *geometry)
@@ -84,6 +108,8 @@ class Conv2d(Function):
     times the input's memory, and remaking it is cheap. With g = gy as a (N*OH*OW, F) matrix:
     gw = g^T @ im2col(x), gx = col2im(g @ w.reshape(F, -1)), gb = g summed over rows.
     """
+    keeps = (0, 1)
+    needs_output = False
     def forward(ctx, x, w, *bias, geometry, out_size):
         ctx.geometry = geometry
         n, f = x.shape[0], w.shape[0]
@@ -110,6 +136,8 @@ class Conv2d(Function):
 class MaxPool2d(Function):
     """y[n, c, a, b] = max of x over window (a, b); the kernel also records where the max was
     (``idx``, a flat index into the H*W plane), so backward routes each gradient there."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, x, geometry, out_size):
         ctx.geometry = geometry
         y, ctx.idx = kernels(x).maxpool2d_forward(_contiguous(x), *geometry, *out_size)
@@ -124,6 +152,8 @@ class MaxPool2dGrad(Function):
     """dx = zeros(x_shape) with dx[n, c].flat[idx] += gy (overlapping windows add up).
     It is linear in gy, so its own gradient gathers the incoming gradient at ``idx``.
     (The GPU kernel is a gather over the windows covering each pixel, so it needs the geometry.)"""
+    keeps = ()
+    needs_output = False
     def forward(ctx, gy, idx, x_shape, geometry):
         ctx.idx = idx
         return kernels(gy).maxpool2d_backward(_contiguous(gy), idx, x_shape, *geometry)

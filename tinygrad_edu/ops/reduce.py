@@ -56,6 +56,8 @@ def _count(shape, axes):
 
 class Sum(Function):
     """y = sum of x over ``axes``;  dy/dx = 1, so gx is gy broadcast back over those axes."""
+    keeps = ()
+    needs_output = False
     def forward(ctx, x, axes, keepdims):
         ctx.axes = axes
         return x.sum(axis=axes, keepdims=keepdims)
