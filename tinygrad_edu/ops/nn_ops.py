@@ -100,6 +100,21 @@ class Col2Im(Function):
         return Im2Col.apply(gy, geometry=ctx.geometry)
 
 
+def _chunks(x, w, out_size):
+    """Slices of the batch for one im2col + GEMM each: about CHUNK_BYTES of columns per slice
+    on the CPU, so that the column matrix is still in the cache when the GEMM reads it (and
+    never more than that is allocated); the whole batch at once on the GPU."""
+    n = x.shape[0]
+    if not isinstance(x, np.ndarray):
+        return [slice(0, n)]
+    per_image = out_size[0] * out_size[1] * w[0].size * x.itemsize
+    step = max(1, CHUNK_BYTES // max(per_image, 1))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+CHUNK_BYTES = 4 << 20   # 4 MiB: benchmarks/layers.py, see docs/kernels.md
+
+
 class Conv2d(Function):
     """y = conv2d(x, w) + b (NCHW) as im2col, one matrix multiply and the bias, in one node.
 
@@ -107,19 +122,48 @@ class Conv2d(Function):
     reordered to (N, F, OH, OW). cols is a temporary: saving it for backward would cost kh*kw
     times the input's memory, and remaking it is cheap. With g = gy as a (N*OH*OW, F) matrix:
     gw = g^T @ im2col(x), gx = col2im(g @ w.reshape(F, -1)), gb = g summed over rows.
+
+    Both passes go through the batch a few images at a time (``_chunks``): the same sums, with
+    each slice's columns made, used and dropped while they are in the cache. When the backward
+    pass is itself recorded (``create_graph=True``) it is written with Tensor ops instead
+    (``_backward_recorded``, the reference the tests compare the array version with).
     """
     keeps = (0, 1)
     needs_output = False
+
     def forward(ctx, x, w, *bias, geometry, out_size):
         ctx.geometry = geometry
-        n, f = x.shape[0], w.shape[0]
-        cols = kernels(x).im2col(_contiguous(x), *geometry)
-        y = cols @ w.reshape(f, -1).T
-        if bias:
-            y += bias[0]
-        return get_xp(y).ascontiguousarray(y.reshape(n, *out_size, f).transpose(0, 3, 1, 2))
+        xp, f = get_xp(x), w.shape[0]
+        wm = w.reshape(f, -1).T                                  # (C*kh*kw, F)
+        y = xp.empty((x.shape[0], f, *out_size), dtype=x.dtype)
+        for c in _chunks(x, w, out_size):
+            yc = kernels(x).im2col(_contiguous(x[c]), *geometry) @ wm
+            if bias:
+                yc += bias[0]
+            y[c] = yc.reshape(-1, *out_size, f).transpose(0, 3, 1, 2)
+        return y
 
     def backward(ctx, gy, y):
+        if is_grad_enabled():
+            return ctx._backward_recorded(gy)
+        x, w = ctx.inputs[:2]
+        xp, f = get_xp(gy.data), w.shape[0]
+        wm = w.data.reshape(f, -1)
+        gx = xp.empty(x.shape, dtype=x.dtype) if x.requires_grad else None
+        gw = xp.zeros(wm.shape, dtype=w.dtype) if w.requires_grad else None
+        for c in _chunks(x.data, w.data, gy.shape[2:]):
+            g = xp.ascontiguousarray(gy.data[c].transpose(0, 2, 3, 1)).reshape(-1, f)
+            if gw is not None:
+                gw += g.T @ kernels(g).im2col(_contiguous(x.data[c]), *ctx.geometry)
+            if gx is not None:
+                gx[c] = kernels(g).col2im(g @ wm, gx[c].shape, *ctx.geometry)
+        gb = None
+        if len(ctx.inputs) == 3 and ctx.inputs[2].requires_grad:
+            gb = Tensor._wrap(gy.data.sum(axis=(0, 2, 3)))
+        return (None if gx is None else Tensor._wrap(gx),
+                None if gw is None else Tensor._wrap(gw.reshape(w.shape)), gb)
+
+    def _backward_recorded(ctx, gy):
         x, w = ctx.inputs[:2]
         f = w.shape[0]
         g = gy.permute(0, 2, 3, 1).reshape(-1, f)
