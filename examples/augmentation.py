@@ -14,9 +14,11 @@ flip: a mirrored 2, 3, 4, 5 or 7 is not a digit, and the test set holds none; ro
 within 10 degrees so that a 6 never looks like a 9, nor a 1 like a 7.
 
 Simard, Steinkraus & Platt (2003) report 0.4% test error on all 60,000 training images with
-affine and elastic distortions (0.6% with affine ones only, 0.7% without). With 12 times fewer
-images the gap between the two runs here should be larger.
-    python examples/augmentation.py --epochs 15 --out docs/img/augmentation.png
+affine and elastic distortions (0.6% with affine ones only, 0.7% without). Here, on 12 times
+fewer images, 40 epochs: 97.27% without augmentation (it overfits: 99.6% training accuracy),
+98.49% with it (test error 2.73% -> 1.51%). After 15 epochs both stood at 97.64%: distorted
+batches are harder to fit, and the augmented run needs the longer schedule.
+    python examples/augmentation.py --out docs/img/augmentation.png      # 40 epochs, ~11 min
 """
 import os
 import time
@@ -76,7 +78,7 @@ def save_grid(path, images, transform, copies=5, seed=0):
 
 
 def main(argv=None):
-    p = make_parser(__doc__, epochs=15, lr=1e-3)
+    p = make_parser(__doc__, epochs=40, lr=1e-3)
     p.add_argument("--train-size", type=int, default=5000, metavar="N",
                    help="train on the first N training images (default: %(default)s)")
     p.add_argument("--degrees", type=float, default=10.0,
