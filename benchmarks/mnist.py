@@ -1,45 +1,56 @@
-"""Seconds per MNIST training epoch (60,000 images, batch 128) for the tutorials' four models,
-ours and, when PyTorch is installed, PyTorch CPU on the same data in the same run.
+"""Seconds per MNIST training epoch (60,000 images, batch 128) of the tutorials' four models:
+ours, PyTorch CPU (when installed) and the hand-written NumPy floor (dense models), each
+framework in a process of its own, taking turns.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/mnist.py
     ... benchmarks/mnist.py --models convnet --conv-batches 60 --memory
+    ... benchmarks/mnist.py --sweep --batch-sizes 32 64 128 256 512 --plot sweep.png
 
-The dense models run a whole epoch each. The convnet times ``--conv-batches`` batches and
-extrapolates to the 469 of an epoch (the line says so). ``--memory`` runs the convnet once more
-in a fresh child process per framework and compares peak resident memory above what the process
-held after imports, data and a warm-up on 4 images (which compiles the Numba kernels): the same measure for both.
+Models: ours are built by the examples' build functions with their optimizers; PyTorch's twins
+by ``theirs`` (also used by gpu.py); the floor by ``handwritten.py`` (the same maths, written
+out in NumPy with in-place updates: what an eager NumPy engine cannot beat). Every framework
+trains on the same sequential batches of 128 (the last one 96 images).
+
+Method (``_sidebyside.py``): per model, one worker process per framework, the same threads
+(``--threads``), a warm-up of 2 batches, then ``--reps`` epochs each, in turns with a pause; the
+figure is the best epoch. The convnet times ``--conv-batches`` batches per turn and
+extrapolates to the 469 of an epoch (the line says so). Ratios: ours / PyTorch and ours /
+hand-written (< 1: we are faster).
+
+``--memory``: peak resident memory of training steps (``--memory-batches`` of them) of the
+convnet and the modern net, ours and PyTorch, each in a fresh process: the rise of the peak
+(VmHWM, reset through /proc/self/clear_refs) above the RSS after imports, data and a warm-up
+step on 4 images (which compiles the Numba kernels). Linux only. (The floor allocates all its
+buffers before that baseline, so it has no comparable figure.)
+
+``--sweep`` (instead of the epochs): the convnet's training time per image at each of
+``--batch-sizes``, ours and PyTorch, over ``--sweep-images`` images per turn; ``--plot PATH``
+also draws it (needs matplotlib).
 """
 import argparse
+import math
 import os
-import subprocess
 import sys
-import time
-
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "examples"))
 
-import tinygrad_edu as tg  # noqa: E402
-from tinygrad_edu import optim  # noqa: E402
-from tinygrad_edu.data import load_mnist  # noqa: E402
-import convnet  # noqa: E402
-import logistic_regression  # noqa: E402
-import mlp  # noqa: E402
-import modern_net  # noqa: E402
-
-try:
-    import torch
-    import torch.nn as tnn
-except ImportError:
-    torch = None
+from _sidebyside import SideBySide, available, benchmark_environment  # noqa: E402
 
 BATCH = 128
 MODELS = ["logistic_regression", "mlp", "modern_net", "convnet"]
+DENSE = MODELS[:3]
+EPOCH_BATCHES = math.ceil(60_000 / BATCH)   # 469
 
 
 def ours(name):
     """(model, optimizer) exactly as the example script builds them."""
+    import tinygrad_edu as tg
+    from tinygrad_edu import optim
+    import convnet
+    import logistic_regression
+    import mlp
+    import modern_net
     tg.manual_seed(0)
     if name == "logistic_regression":
         model = logistic_regression.build()
@@ -52,7 +63,10 @@ def ours(name):
 
 
 def theirs(name, device="cpu"):
-    """The same architecture and optimizer in PyTorch (also used by gpu.py, on "cuda")."""
+    """The same architecture and optimizer in PyTorch (also used by gpu.py, on "cuda").
+    PyTorch's RMSprop has eps outside the square root (ours: inside): the same work."""
+    import torch
+    import torch.nn as tnn
     torch.manual_seed(0)
     if name == "logistic_regression":
         model = tnn.Linear(784, 10, bias=False)
@@ -75,11 +89,12 @@ def theirs(name, device="cpu"):
     return model, torch.optim.RMSprop(model.parameters(), lr=1e-3, alpha=0.9, eps=1e-6)
 
 
-def our_epoch(model, opt, X, y, batches):
+def our_epoch(model, opt, X, y, batches, batch=BATCH):
+    import tinygrad_edu as tg
     F = tg.nn.functional
     model.train()
     for i in range(batches):
-        xb, yb = tg.Tensor(X[i * BATCH:(i + 1) * BATCH]), tg.Tensor(y[i * BATCH:(i + 1) * BATCH])
+        xb, yb = tg.Tensor(X[i * batch:(i + 1) * batch]), tg.Tensor(y[i * batch:(i + 1) * batch])
         loss = F.cross_entropy(model(xb), yb)
         opt.zero_grad()
         loss.backward()
@@ -87,11 +102,12 @@ def our_epoch(model, opt, X, y, batches):
     return loss.item()
 
 
-def torch_epoch(model, opt, X, y, batches):
+def torch_epoch(model, opt, X, y, batches, batch=BATCH):
+    import torch
     model.train()
     for i in range(batches):
-        xb = torch.from_numpy(X[i * BATCH:(i + 1) * BATCH])
-        yb = torch.from_numpy(y[i * BATCH:(i + 1) * BATCH])
+        xb = torch.from_numpy(X[i * batch:(i + 1) * batch])
+        yb = torch.from_numpy(y[i * batch:(i + 1) * batch])
         loss = torch.nn.functional.cross_entropy(model(xb), yb)
         opt.zero_grad()
         loss.backward()
@@ -100,22 +116,39 @@ def torch_epoch(model, opt, X, y, batches):
 
 
 def data(name):
+    """The 60,000 training images, (N, 784) for the dense models, (N, 1, 28, 28) for the
+    convnet, float32 in [0, 1], and their int64 labels."""
+    from tinygrad_edu.data import load_mnist
     mnist = load_mnist(flatten=name != "convnet", validation_size=0)
-    return mnist.train.X, mnist.train.y.astype(np.int64)
+    return mnist.train.X, mnist.train.y
 
 
-def timed(epoch_fn, model, opt, X, y, batches):
-    epoch_fn(model, opt, X, y, 2)  # warm-up: Numba compilation, allocator, caches
-    t0 = time.perf_counter()
-    epoch_fn(model, opt, X, y, batches)
-    return time.perf_counter() - t0
+def trainer(framework, name):
+    """(run(X, y, batches, batch), version) of one framework's model ``name``, in a worker."""
+    if framework == "numpy":
+        import numpy as np
+        import handwritten
+        model = handwritten.build(name)
+        return (lambda X, y, b, batch=BATCH: handwritten.epoch(model, X, y, b, batch),
+                f"hand-written NumPy {np.__version__}")
+    if framework == "torch":
+        import torch
+        model, opt = theirs(name)
+        return (lambda X, y, b, batch=BATCH: torch_epoch(model, opt, X, y, b, batch),
+                f"PyTorch {torch.__version__}")
+    import numpy as np
+    model, opt = ours(name)
+    return (lambda X, y, b, batch=BATCH: our_epoch(model, opt, X, y, b, batch),
+            f"tinygrad_edu on NumPy {np.__version__}")
 
 
-def peak_memory_child(framework, batches):
-    """Run the convnet for ``batches`` batches in a fresh process; MiB above the baseline."""
-    out = subprocess.run([sys.executable, __file__, "--child", framework, "--conv-batches",
-                          str(batches)], capture_output=True, text=True, check=True)
-    return float(out.stdout.split()[-1])
+def epoch_setup(framework, name, batches):
+    """Worker setup: the task "epoch" trains ``batches`` batches, after 2 warm-up batches
+    (Numba compilation, allocator, caches)."""
+    X, y = data(name)
+    run, version = trainer(framework, name)
+    run(X, y, 2)
+    return {"epoch": lambda: run(X, y, batches)}, {"version": version}
 
 
 def _status_kib(field):
@@ -126,54 +159,165 @@ def _status_kib(field):
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def child(framework, batches):
-    X, y = data("convnet")
+def memory_setup(framework, name, batches):
+    """Worker setup: the task "peak" trains ``batches`` batches and returns the MiB by which
+    the peak RSS rose above the RSS before them."""
+    X, y = data(name)
     X, y = X[:batches * BATCH].copy(), y[:batches * BATCH].copy()  # drop the rest of the data
-    model, opt = ours("convnet") if framework == "ours" else theirs("convnet")
-    epoch = our_epoch if framework == "ours" else torch_epoch
-    epoch(model, opt, X[:4], y[:4], 1)  # a 4-image warm-up outside the measure: compiles Numba's
-    # kernels (whose compiler's memory would count otherwise) without filling allocator pools
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # Linux: reset the peak-RSS mark (VmHWM), so loading the data is not counted
-    base = _status_kib("VmRSS")
-    epoch(model, opt, X, y, batches)
-    print((_status_kib("VmHWM") - base) / 1024)
+    run, _ = trainer(framework, name)
+    run(X[:4], y[:4], 1)  # a 4-image warm-up outside the measure: compiles Numba's kernels
+    # (whose compiler's memory would count otherwise) without filling allocator pools
+
+    def peak():
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # Linux: reset the peak-RSS mark (VmHWM), so loading data is not counted
+        base = _status_kib("VmRSS")
+        run(X, y, batches)
+        return (_status_kib("VmHWM") - base) / 1024
+    return {"peak": peak}, {}
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
-    p.add_argument("--conv-batches", type=int, default=40,
-                   help="convnet batches to time (then extrapolated to a full epoch)")
-    p.add_argument("--memory", action="store_true", help="also compare the convnet's peak memory")
-    p.add_argument("--child", choices=["ours", "torch"], help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child:
-        return child(args.child, args.conv_batches)
-    if torch is not None:
-        print(f"PyTorch {torch.__version__} CPU, {torch.get_num_threads()} threads; "
-              f"NumPy {np.__version__}")
-    else:
-        print("PyTorch is not installed: timing tinygrad_edu only")
-    print(f"{'model':<20} {'ours s/epoch':>12} {'torch s/epoch':>13} {'ratio':>6}")
+def sweep_setup(framework, batch_sizes, images):
+    """Worker setup: a task per batch size, training the convnet on ``images`` images (rounded
+    up to whole batches), after one warm-up batch of that size."""
+    X, y = data("convnet")
+    run, version = trainer(framework, "convnet")
+    tasks, processed = {}, {}
+    for bs in batch_sizes:
+        batches = math.ceil(images / bs)
+        run(X, y, 1, bs)
+        tasks[bs] = lambda batches=batches, bs=bs: run(X, y, batches, bs)
+        processed[bs] = batches * bs
+    return tasks, {"version": version, "images": processed}
+
+
+def fmt(value, width, spec):
+    return f"{value:{width}{spec}}" if value is not None else f"{'-':>{width}}"
+
+
+def ratio(row, other):
+    """ours / other, or None when ``other`` did not run."""
+    return row["ours"] / row[other] if other in row else None
+
+
+def epochs(args, frameworks):
     for name in args.models:
-        X, y = data(name)
-        full = len(X) // BATCH + (len(X) % BATCH > 0)
-        batches = min(args.conv_batches, full) if name == "convnet" else full
-        scale = full / batches
-        t_ours = timed(our_epoch, *ours(name), X, y, batches) * scale
-        line = f"{name:<20} {t_ours:12.2f}"
-        if torch is not None:
-            t_torch = timed(torch_epoch, *theirs(name), X, y, batches) * scale
-            line += f" {t_torch:13.2f} {t_ours / t_torch:6.2f}"
+        batches = min(args.conv_batches, EPOCH_BATCHES) if name == "convnet" else EPOCH_BATCHES
+        scale = EPOCH_BATCHES / batches
+        fws = [fw for fw in frameworks if fw != "numpy" or name in DENSE]
+        with SideBySide(epoch_setup, fws, args=(name, batches), threads=args.threads,
+                        pause=args.pause) as bench:
+            if name == args.models[0]:
+                print(", ".join(bench.info[fw]["version"] for fw in fws)
+                      + f"; {args.threads} threads each, one process each, best of "
+                      f"{args.reps} epochs")
+                print(f"{'model':<20} {'ours s/epoch':>12} {'torch s/epoch':>13} "
+                      f"{'numpy s/epoch':>13} {'ours/torch':>10} {'ours/numpy':>10}")
+            best = bench.best("epoch", rounds=args.reps)
+        t = {fw: best[fw] * scale for fw in best}
+        line = (f"{name:<20} {t['ours']:12.2f} {fmt(t.get('torch'), 13, '.2f')} "
+                f"{fmt(t.get('numpy'), 13, '.2f')} "
+                f"{fmt(ratio(t, 'torch'), 10, '.2f')} {fmt(ratio(t, 'numpy'), 10, '.2f')}")
         if scale > 1:
             line += f"   ({batches} batches timed, x{scale:.1f} for the epoch)"
         print(line, flush=True)
-    if args.memory and torch is not None:
-        m_ours = peak_memory_child("ours", 20)
-        m_torch = peak_memory_child("torch", 20)
-        print(f"convnet peak memory above baseline (20 batches): ours {m_ours:.0f} MiB, "
-              f"torch {m_torch:.0f} MiB, ratio {m_ours / max(m_torch, 1e-9):.2f}")
+
+
+def memory(args, frameworks):
+    fws = [fw for fw in frameworks if fw != "numpy"]
+    for name in ("convnet", "modern_net"):
+        if name not in args.models:
+            continue
+        mib = {}
+        for fw in fws:  # one at a time, each in a fresh process
+            with SideBySide(memory_setup, [fw], args=(name, args.memory_batches),
+                            threads=args.threads) as worker:
+                mib[fw] = worker.call(fw, "peak")
+        line = (f"{name} peak memory above baseline ({args.memory_batches} batches): "
+                f"ours {mib['ours']:.0f} MiB")
+        if "torch" in mib:
+            line += (f", torch {mib['torch']:.0f} MiB, "
+                     f"ratio {mib['ours'] / max(mib['torch'], 1e-9):.2f}")
+        print(line, flush=True)
+
+
+def sweep(args, frameworks):
+    fws = [fw for fw in frameworks if fw != "numpy"]
+    with SideBySide(sweep_setup, fws, args=(args.batch_sizes, args.sweep_images),
+                    threads=args.threads, pause=args.pause) as bench:
+        print("convnet training time per image, " + ", ".join(bench.info[fw]["version"]
+                                                               for fw in fws)
+              + f"; {args.threads} threads each, ~{args.sweep_images} images per turn, best of "
+              f"{args.reps}")
+        print(f"{'batch':>5} {'ours us/image':>13} {'torch us/image':>14} {'ratio':>6}")
+        table = {}
+        for bs in args.batch_sizes:
+            best = bench.best(bs, rounds=args.reps)
+            table[bs] = {fw: best[fw] / bench.info[fw]["images"][bs] * 1e6 for fw in best}
+            row = table[bs]
+            print(f"{bs:5d} {row['ours']:13.1f} {fmt(row.get('torch'), 14, '.1f')} "
+                  f"{fmt(ratio(row, 'torch'), 6, '.2f')}",
+                  flush=True)
+    if args.plot:
+        plot(table, args.plot)
+
+
+def plot(table, path):
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed, so no plot (pip install matplotlib)")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sizes = sorted(table)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for fw, label in (("ours", "tinygrad_edu"), ("torch", "PyTorch")):
+        if all(fw in table[bs] for bs in sizes):
+            ax.plot(sizes, [table[bs][fw] for bs in sizes], "o-", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(bs) for bs in sizes])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("training time per image (µs)")
+    ax.set_title("MNIST convnet, forward + backward + RMSprop, CPU")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot saved to {path}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    p.add_argument("--reps", type=int, default=3,
+                   help="timed epochs (turns) per framework, the best counts (default: 3)")
+    p.add_argument("--conv-batches", type=int, default=40,
+                   help="convnet batches per turn, extrapolated to the epoch (default: 40)")
+    p.add_argument("--threads", type=int, default=2, help="threads of each framework (default: 2)")
+    p.add_argument("--pause", type=float, default=0.3,
+                   help="seconds between two turns, for thread pools to sleep (default: 0.3)")
+    p.add_argument("--memory", action="store_true",
+                   help="also compare the peak memory of the convnet and the modern net")
+    p.add_argument("--memory-batches", type=int, default=20,
+                   help="training steps over which --memory takes the peak (default: 20)")
+    p.add_argument("--sweep", action="store_true",
+                   help="instead of the epochs: the convnet's time per image per batch size")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 64, 128, 256, 512],
+                   help="batch sizes of --sweep (default: 32 64 128 256 512)")
+    p.add_argument("--sweep-images", type=int, default=2560,
+                   help="images per turn of --sweep (default: 2560)")
+    p.add_argument("--plot", metavar="PNG", help="with --sweep: save a plot to this file")
+    args = p.parse_args(argv)
+    benchmark_environment()
+    frameworks = available(["ours", "torch", "numpy"])
+    if "torch" not in frameworks:
+        print("PyTorch is not installed: timing tinygrad_edu and the hand-written floor only")
+    if args.sweep:
+        sweep(args, frameworks)
+    else:
+        epochs(args, frameworks)
+    if args.memory:
+        memory(args, frameworks)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,14 @@ alternate between them, so a noisy neighbour slows both alike. The figure is the
 """
 import argparse
 import math
-import os
 import sys
-import time
+
+from _sidebyside import SideBySide, available, benchmark_environment, set_threads
 
 CASES = {"lstm28": ("LSTM", 28), "lstm100": ("LSTM", 100), "gru28": ("GRU", 28),
          "gru100": ("GRU", 100)}
 BATCH, INPUT, HIDDEN = 64, 28, 128
 GATES = {"LSTM": 4, "GRU": 3}
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "NUMBA_NUM_THREADS")
 
 
 def arrays(kind, seq):
@@ -95,19 +93,11 @@ def torch_step(kind, seq):
     return step, summary
 
 
-def set_threads(threads):
-    """Before NumPy or PyTorch is imported: every thread pool gets ``threads`` threads."""
-    for var in THREAD_VARIABLES:
-        os.environ[var] = str(threads)
-
-
-def worker(framework, case_names, threads, conn):
-    """A child process: build the cases, then answer requests {"case", "reps"} from the parent
-    with the seconds of each call, until it sends None."""
-    set_threads(threads)
+def setup(framework, case_names):
+    """In a worker: (tasks, info) for _sidebyside. Each case's step is warmed up (Numba
+    compilation, allocator, caches) and its summary computed for the agreement check."""
     if framework == "torch":
         import torch
-        torch.set_num_threads(threads)
         make, version = torch_step, f"PyTorch {torch.__version__}"
     else:
         import numpy as np
@@ -115,21 +105,9 @@ def worker(framework, case_names, threads, conn):
     steps, summaries = {}, {}
     for name in case_names:
         steps[name], summary = make(*CASES[name])
-        steps[name]()  # warm-up: Numba compilation, allocator, caches
+        steps[name]()
         summaries[name] = summary()
-    conn.send({"version": version, "summaries": summaries})
-    while (request := conn.recv()) is not None:
-        fn, seconds = steps[request["case"]], []
-        for _ in range(request["reps"]):
-            t0 = time.perf_counter()
-            fn()
-            seconds.append(time.perf_counter() - t0)
-        conn.send(seconds)
-
-
-def torch_available():
-    import importlib.util
-    return importlib.util.find_spec("torch") is not None
+    return steps, {"version": version, "summaries": summaries}
 
 
 def profile(case):
@@ -155,50 +133,30 @@ def main(argv=None):
     p.add_argument("--profile", metavar="CASE", choices=list(CASES),
                    help="profile our side of one case instead")
     args = p.parse_args(argv)
-    set_threads(args.threads)
+    benchmark_environment()
     if args.profile:
+        set_threads(args.threads)
         return profile(args.profile)
-    import multiprocessing as mp
-    ctx = mp.get_context("spawn")
-    frameworks = ["ours"] + (["torch"] if torch_available() else [])
-    pipes, procs, info = {}, [], {}
-    for fw in frameworks:
-        parent_end, child_end = ctx.Pipe()
-        proc = ctx.Process(target=worker, args=(fw, args.cases, args.threads, child_end),
-                           daemon=True)
-        proc.start()
-        pipes[fw] = parent_end
-        procs.append(proc)
-        info[fw] = parent_end.recv()  # one at a time: the next child starts after this is set up
-    print(", ".join(info[fw]["version"] for fw in frameworks)
-          + f"; {args.threads} threads each, one process each")
-    if "torch" not in info:
-        print("PyTorch is not installed: timing tinygrad_edu only")
-    print(f"{'case':<8} {'steps':>5} {'ours ms':>9} {'torch ms':>9} {'ratio':>6}  same result")
-    rounds = 3 if args.quick else 6
-    try:
+    with SideBySide(setup, available(["ours", "torch"]), args=(args.cases,),
+                    threads=args.threads, pause=args.pause) as bench:
+        info = bench.info
+        print(", ".join(info[fw]["version"] for fw in bench.frameworks)
+              + f"; {args.threads} threads each, one process each")
+        if "torch" not in info:
+            print("PyTorch is not installed: timing tinygrad_edu only")
+        print(f"{'case':<8} {'steps':>5} {'ours ms':>9} {'torch ms':>9} {'ratio':>6}  same result")
         for name in args.cases:
-            best = dict.fromkeys(frameworks, float("inf"))
-            for _ in range(rounds):
-                for fw in frameworks:
-                    pipes[fw].send({"case": name, "reps": args.reps})
-                    best[fw] = min(best[fw], *pipes[fw].recv())
-                    time.sleep(args.pause)
+            best = bench.best(name, rounds=3 if args.quick else 6, reps=args.reps)
             line = f"{name:<8} {CASES[name][1]:>5} {best['ours'] * 1e3:9.2f}"
             if "torch" in best:
                 (ours_sum, ours_norm), (t_sum, t_norm) = (info[fw]["summaries"][name]
-                                                         for fw in frameworks)
+                                                         for fw in ("ours", "torch"))
                 agree = math.isclose(ours_sum, t_sum, rel_tol=1e-3, abs_tol=1e-3) and \
                     math.isclose(ours_norm, t_norm, rel_tol=1e-3)
                 line += (f" {best['torch'] * 1e3:9.2f} {best['ours'] / best['torch']:6.2f}  "
                          + ("yes" if agree else f"NO: loss {ours_sum:.6g} vs {t_sum:.6g}, "
                                                 f"grad norm {ours_norm:.6g} vs {t_norm:.6g}"))
             print(line, flush=True)
-    finally:
-        for fw in frameworks:
-            pipes[fw].send(None)
-        for proc in procs:
-            proc.join(timeout=10)
 
 
 if __name__ == "__main__":
