@@ -1,6 +1,7 @@
 """A node keeps only what its backward reads (``Function.keeps`` / ``needs_output``): inputs
 nobody reads are recorded as shells, so their arrays are freed during the forward pass, while
 gradients, grad() and the graph stay exactly as before."""
+import importlib
 import tracemalloc
 import weakref
 
@@ -11,6 +12,15 @@ import tinygrad_edu as tg
 from tinygrad_edu import Function
 from tinygrad_edu.nn import functional as F
 from tinygrad_edu.tensor import _key
+
+tensor_module = importlib.import_module("tinygrad_edu.tensor")  # (tg.tensor is the function)
+
+
+@pytest.fixture(autouse=True)
+def shells_for_every_size(monkeypatch):
+    """Tiny arrays are kept whole (a shell would cost more time than it saves memory); these
+    tests use small arrays, so they lower the threshold."""
+    monkeypatch.setattr(tensor_module, "SHELL_MIN_SIZE", 0)
 
 
 def conv_block(x, w, b):
@@ -161,6 +171,14 @@ def test_a_convnet_block_holds_only_what_backward_needs():
     assert relu_out.data.nbytes > 64 * 1024        # so keeping the conv output would fail it
     y.sum().backward()
     assert w.grad is not None
+
+
+def test_tiny_inputs_are_kept_whole(monkeypatch):
+    monkeypatch.setattr(tensor_module, "SHELL_MIN_SIZE", 4096)
+    a = tg.Tensor(np.ones(4095, np.float32), requires_grad=True)
+    small, big = (a * 2).relu(), (tg.Tensor(np.ones(4096, np.float32), requires_grad=True) * 2)
+    assert small._ctx.inputs[0].data.strides == (4,)
+    assert big.relu()._ctx.inputs[0].data.strides == (0,)
 
 
 @pytest.mark.parametrize("op", ["Relu", "Conv2d", "Linear", "MaxPool2d", "Dropout", "Add"])
