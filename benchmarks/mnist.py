@@ -225,9 +225,10 @@ def epochs(args, frameworks):
 
 def memory(args, frameworks):
     fws = [fw for fw in frameworks if fw != "numpy"]
-    for name in ("convnet", "modern_net"):
-        if name not in args.models:
-            continue
+    names = [name for name in ("convnet", "modern_net") if name in args.models]
+    if not names:
+        print("--memory measures the convnet and the modern net: neither is in --models")
+    for name in names:
         mib = {}
         for fw in fws:  # one at a time, each in a fresh process
             with SideBySide(memory_setup, [fw], args=(name, args.memory_batches),
@@ -277,6 +278,7 @@ def plot(table, path):
             ax.plot(sizes, [table[bs][fw] for bs in sizes], "o-", label=label)
     ax.set_xscale("log", base=2)
     ax.set_xticks(sizes, [str(bs) for bs in sizes])
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("batch size")
     ax.set_ylabel("training time per image (µs)")
     ax.set_title("MNIST convnet, forward + backward + RMSprop, CPU")

@@ -2,38 +2,40 @@
 
 On (16, 16) tensors NumPy's arithmetic takes about a microsecond, so what these figures measure
 is the Python around it: building the tape node, wrapping arrays in Tensors, and the backward
-engine's bookkeeping. When PyTorch is installed, the same work runs in the same process,
-interleaved with ours (best of N repeats each, one thread), and the ratio ours / PyTorch is
-printed per row with a geometric mean (< 1 means we are faster). Run it as
+engine's bookkeeping. Run it as
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/overhead.py [--quick]
+    ... benchmarks/overhead.py --only add mlp
     .venv/bin/python benchmarks/overhead.py --profile mlp     # cProfile of one of our cases
+
+Method (``_sidebyside.py``): ours and PyTorch (when installed) each in a worker process of its
+own with the same threads (``--threads``, 1 here: these ops are far too small to share, yet
+with 2 threads PyTorch enters an OpenMP parallel region for a (16, 16) tanh, which costs ~2 us
+more per call, and milliseconds when the other core is busy). Each worker calibrates, per
+function, how many calls take about ``target`` seconds (as timeit does); then in each of
+``repeats`` rounds every framework in turn times that many calls with the cyclic GC off. The
+figure is the best round, per call; the ratio ours / PyTorch is printed per row, with a
+geometric mean (< 1: we are faster).
 """
 import argparse
-import gc
 import math
 import time
 
-import numpy as np
-
-import tinygrad_edu as tg
-import tinygrad_edu.nn.functional as F
-
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:
-    torch = None
+from _sidebyside import SideBySide, available, benchmark_environment, set_threads
 
 SHAPE = (16, 16)
 
 
-def _workloads(rng):
-    """(name -> (description, input arrays, fn(lib, *inputs)), labels for the MLP).
+def _workloads():
+    """(name -> (description, input arrays, fn(lib, *inputs)), labels for the MLP), the same in
+    every process.
 
     ``lib`` (``_Ours`` or ``_Torch``) holds the functional API (linear, cross_entropy) and the
     labels; the rest is methods and operators both engines share, so one body serves both.
     """
+    import numpy as np
+    rng = np.random.default_rng(0)
+
     def a(*shape):
         return rng.standard_normal(shape, dtype=np.float32)
     labels = rng.integers(0, 10, 4)
@@ -56,17 +58,24 @@ def _workloads(rng):
 
 class _Ours:
     def __init__(self, labels):
+        import tinygrad_edu as tg
+        import tinygrad_edu.nn.functional as F
         self.linear, self.cross_entropy, self.ones_like = F.linear, F.cross_entropy, tg.ones_like
         self.tensor = lambda a: tg.Tensor(a, requires_grad=True)
         self.labels = tg.Tensor(labels)
+        self.version = f"tinygrad_edu on NumPy {__import__('numpy').__version__}"
 
 
 class _Torch:
     def __init__(self, labels):
+        import torch
+        import torch.nn.functional as TF
+        torch.manual_seed(0)
         self.linear, self.cross_entropy = TF.linear, TF.cross_entropy
         self.ones_like = torch.ones_like
         self.tensor = lambda a: torch.tensor(a, requires_grad=True)
         self.labels = torch.from_numpy(labels)
+        self.version = f"PyTorch {torch.__version__}"
 
 
 def _steps(lib, fn, arrays):
@@ -97,78 +106,79 @@ def _calibrate(fn, target):
     return max(1, int(n * target / elapsed))
 
 
-def best_of(fns, repeats, target):
-    """Best seconds per call for each function, timed in turns (ours, theirs, ours, ...) so that
-    a slow moment of the machine hits both; the cyclic GC is off while timing, as in timeit."""
-    numbers = [_calibrate(fn, target) for fn in fns]
-    best = [math.inf] * len(fns)
-    gc_was_on = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(repeats):
-            for i, (fn, n) in enumerate(zip(fns, numbers)):
-                t0 = time.perf_counter()
-                for _ in range(n):
-                    fn()
-                best[i] = min(best[i], (time.perf_counter() - t0) / n)
-    finally:
-        if gc_was_on:
-            gc.enable()
-    return best
+def setup(framework, names, target):
+    """Worker setup: tasks "NAME/fwd" and "NAME/fwd+bwd", each (function, calls per turn)."""
+    table, labels = _workloads()
+    lib = _Torch(labels) if framework == "torch" else _Ours(labels)
+    tasks = {}
+    for name in names:
+        _, arrays, fn = table[name]
+        for kind, step in zip(("fwd", "fwd+bwd"), _steps(lib, fn, arrays)):
+            tasks[f"{name}/{kind}"] = (step, _calibrate(step, target))
+    return tasks, {"version": lib.version}
 
 
 def _geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else math.nan
 
 
-def main():
+def profile(name):
+    import cProfile
+    import pstats
+    table, labels = _workloads()
+    _, arrays, fn = table[name]
+    step = _steps(_Ours(labels), fn, arrays)[1]
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: [step() for _ in range(2000)])
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run (a few seconds)")
     parser.add_argument("--only", nargs="+", metavar="CASE", help="run only these cases")
     parser.add_argument("--profile", metavar="CASE", help="cProfile our forward+backward of CASE")
-    args = parser.parse_args()
-    table, labels = _workloads(np.random.default_rng(0))
-    ours = _Ours(labels)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads of each framework (default: 1, see the docstring)")
+    parser.add_argument("--pause", type=float, default=0.05,
+                        help="seconds between two turns (default: 0.05: on one thread no pool "
+                             "needs time to fall asleep)")
+    args = parser.parse_args(argv)
+    benchmark_environment()
     if args.profile:
-        import cProfile
-        import pstats
-        _, arrays, fn = table[args.profile]
-        step = _steps(ours, fn, arrays)[1]
-        profiler = cProfile.Profile()
-        profiler.runcall(lambda: [step() for _ in range(2000)])
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-        return
+        set_threads(args.threads)
+        return profile(args.profile)
+    names = ["add", "mul", "add_bcast", "mul_scalar", "tanh", "sigmoid", "relu", "sum",
+             "mean_axis", "matmul", "mlp"]
+    unknown = sorted(set(args.only or ()) - set(names))
+    if unknown:
+        parser.error(f"unknown cases {unknown}; the cases are {names}")
+    names = [name for name in names if not args.only or name in args.only]
     repeats, target = (3, 0.005) if args.quick else (9, 0.04)
-    theirs = None
-    if torch is not None:
-        torch.manual_seed(0)
-        torch.set_num_threads(1)
-        theirs = _Torch(labels)
-        print(f"PyTorch {torch.__version__} (1 thread), NumPy {np.__version__}")
-    else:
-        print(f"NumPy {np.__version__}; PyTorch is not installed, so there are no ratios")
-    print("microseconds per call; ratio = ours / PyTorch")
-    print(f"{'case':<11} {'work':<15} {'fwd':>7} {'torch':>7} {'ratio':>6}   "
-          f"{'fwd+bwd':>7} {'torch':>7} {'ratio':>6}")
-    ratios = ([], [])
-    for name, (work, arrays, fn) in table.items():
-        if args.only and name not in args.only:
-            continue
-        fns = list(_steps(ours, fn, arrays))
-        if theirs is not None:
-            fns += _steps(theirs, fn, arrays)
-        times = [t * 1e6 for t in best_of(fns, repeats, target)]
-        cells = []
-        for k in (0, 1):
-            if theirs is None:
-                cells.append(f"{times[k]:7.1f} {'-':>7} {'-':>6}")
-                continue
-            ratios[k].append(times[k] / times[k + 2])
-            cells.append(f"{times[k]:7.1f} {times[k + 2]:7.1f} {ratios[k][-1]:6.2f}")
-        print(f"{name:<11} {work:<15} {cells[0]}   {cells[1]}", flush=True)
-    if theirs is not None:
-        print(f"{'geomean':<27} {'':>15} {_geomean(ratios[0]):6.2f}   {'':>15} "
-              f"{_geomean(ratios[1]):6.2f}")
+    with SideBySide(setup, available(["ours", "torch"]), args=(names, target),
+                    threads=args.threads, pause=args.pause, gc_off=True) as bench:
+        torch = "torch" in bench.frameworks
+        print(", ".join(bench.info[fw]["version"] for fw in bench.frameworks)
+              + f"; {args.threads} thread{'s' * (args.threads != 1)} each, one process each"
+              + ("" if torch else "; PyTorch is not installed, so there are no ratios"))
+        print("microseconds per call; ratio = ours / PyTorch")
+        print(f"{'case':<11} {'work':<15} {'fwd':>7} {'torch':>7} {'ratio':>6}   "
+              f"{'fwd+bwd':>7} {'torch':>7} {'ratio':>6}")
+        work = {name: w for name, (w, _, _) in _workloads()[0].items()}
+        ratios = ([], [])
+        for name in names:
+            cells = []
+            for k, kind in enumerate(("fwd", "fwd+bwd")):
+                best = {fw: t * 1e6 for fw, t in bench.best(f"{name}/{kind}", repeats).items()}
+                if not torch:
+                    cells.append(f"{best['ours']:7.1f} {'-':>7} {'-':>6}")
+                    continue
+                ratios[k].append(best["ours"] / best["torch"])
+                cells.append(f"{best['ours']:7.1f} {best['torch']:7.1f} {ratios[k][-1]:6.2f}")
+            print(f"{name:<11} {work[name]:<15} {cells[0]}   {cells[1]}", flush=True)
+        if torch:
+            print(f"{'geomean':<27} {'':>15} {_geomean(ratios[0]):6.2f}   {'':>15} "
+                  f"{_geomean(ratios[1]):6.2f}")
 
 
 if __name__ == "__main__":
