@@ -94,7 +94,8 @@ def our_epoch(model, opt, X, y, batches, batch=BATCH):
     F = tg.nn.functional
     model.train()
     for i in range(batches):
-        xb, yb = tg.Tensor(X[i * batch:(i + 1) * batch]), tg.Tensor(y[i * batch:(i + 1) * batch])
+        xb = tg.from_numpy(X[i * batch:(i + 1) * batch])      # no copy, as torch.from_numpy
+        yb = tg.from_numpy(y[i * batch:(i + 1) * batch])
         loss = F.cross_entropy(model(xb), yb)
         opt.zero_grad()
         loss.backward()
