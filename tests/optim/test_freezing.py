@@ -80,17 +80,23 @@ def test_conv2d_with_a_frozen_weight_skips_the_weight_gradient(monkeypatch):
 
 
 def test_linear_with_a_frozen_weight_does_one_matmul_in_backward(monkeypatch):
+    # counted on the recorded backward (create_graph=True), whose products are Tensor matmuls;
+    # a plain backward takes the same branches on arrays (same gradients, checked below)
     real, calls = tg.Tensor.__matmul__, []
     x = tg.Tensor(RNG.standard_normal((5, 3)).astype(np.float32), requires_grad=True)
     layer = nn.Linear(3, 2)
     y = layer(x).sum()
     monkeypatch.setattr(tg.Tensor, "__matmul__", lambda a, b: calls.append(1) or real(a, b))
     layer.requires_grad_(False)
-    y.backward(retain_graph=True)
+    y.backward(retain_graph=True, create_graph=True)
     assert len(calls) == 1 and layer.weight.grad is None and x.grad is not None
+    recorded = x.grad.numpy().copy()
+    x.grad = None
+    y.backward(retain_graph=True)
+    assert layer.weight.grad is None and np.array_equal(x.grad.numpy(), recorded)
     layer.requires_grad_(True)  # gy @ w and gy^T @ x
     calls.clear()
-    y.backward()
+    y.backward(retain_graph=True, create_graph=True)
     assert len(calls) == 2 and layer.weight.grad is not None
 
 

@@ -36,6 +36,10 @@ class Linear(Function):
     (batch, out) array, and w's gradient would arrive as a transposed view that has to be
     copied. Here, with x and gy seen as matrices (rows = all leading dims):
     gx = gy @ w, gw = gy^T @ x (already w's shape), gb = gy summed over rows.
+
+    A plain ``backward()`` (grad mode off) computes these on the arrays: as Tensor ops they
+    would be six more nodes' worth of bookkeeping, most of a tiny layer's cost. Under
+    ``create_graph=True`` the same formulas are Tensor ops, so they can be differentiated again.
     """
     keeps = (0, 1)
     needs_output = False
@@ -47,6 +51,12 @@ class Linear(Function):
 
     def backward(ctx, gy, y):
         x, w = ctx.inputs[:2]
+        if not is_grad_enabled():
+            g, x2 = gy.data.reshape(-1, gy.shape[-1]), x.data.reshape(-1, x.shape[-1])
+            has_b = len(ctx.inputs) == 3 and ctx.inputs[2].requires_grad
+            return (Tensor._wrap(gy.data @ w.data) if x.requires_grad else None,
+                    Tensor._wrap(g.T @ x2) if w.requires_grad else None,
+                    Tensor._wrap(g.sum(0)) if has_b else None)
         gy2 = gy.reshape(-1, gy.shape[-1])
         gx = (gy @ w) if x.requires_grad else None
         gw = gy2.T @ x.reshape(-1, x.shape[-1]) if w.requires_grad else None
