@@ -25,7 +25,7 @@ from . import viz
 from .viz import pp
 from . import nn
 from .serialization import load, save
-from . import data, interop, interpret, models, optim, pretraining, training  # subpackages
+from . import data, distributed, interop, interpret, models, optim, pretraining, training
 from .interop import load_pytorch, load_safetensors, save_safetensors
 
 Tensor.softmax = lambda self, dim: nn.functional.softmax(self, dim)
