@@ -184,9 +184,16 @@ def allreduce_gradients(module_or_params, op="mean", bucket_bytes=25 * 2**20):
 
     The gradients are packed into flat buffers of one dtype, of about ``bucket_bytes`` each
     (25 MiB, PyTorch DDP's default), and each buffer is reduced by one MPI Allreduce: a few
-    large messages instead of one per parameter (each message costs a latency). A parameter
-    without a gradient counts as zeros, so ranks where it got none still take part with the
-    same buffer layout (and get the others' mean). With one rank nothing happens."""
+    large messages instead of one per parameter (each message costs a latency). A first, tiny
+    allreduce of one flag per parameter finds those without a gradient on every rank (frozen
+    or unused): they are skipped and keep ``grad`` None. A parameter with a gradient on some
+    ranks only counts as zeros on the others, so every rank takes part with the same buffer
+    layout (and all get the mean). With one rank nothing happens.
+
+    On the GPU (parameters held as CuPy arrays) the buffers stay on the device and are reduced
+    by NCCL (``cupy.cuda.nccl``), whose communicator is made once from a unique id that rank 0
+    draws and MPI broadcasts; give each rank its own GPU (e.g. ``cupy.cuda.Device(rank() %
+    n).use()`` or CUDA_VISIBLE_DEVICES) before building the model."""
     if op not in ("mean", "sum"):
         raise ValueError(f"allreduce_gradients: op must be 'mean' or 'sum', got {op!r}")
     params = [p for _, p in _tensors(module_or_params)
@@ -196,20 +203,26 @@ def allreduce_gradients(module_or_params, op="mean", bucket_bytes=25 * 2**20):
         return
     from mpi4py import MPI
     t0, p = time.perf_counter(), comm.Get_size()
+    has_grad = np.array([q.grad is not None for q in params], dtype=np.uint8)
+    comm.Allreduce(MPI.IN_PLACE, has_grad, op=MPI.MAX)
+    params = [q for q, flag in zip(params, has_grad) if flag]
     for bucket in _buckets(params, bucket_bytes):
-        dtype = bucket[0].dtype
-        flat = np.empty(sum(q.data.size for q in bucket), dtype=dtype)
+        dtype, xp = np.dtype(bucket[0].data.dtype), get_xp(bucket[0].data)
+        flat = xp.empty(sum(q.data.size for q in bucket), dtype=dtype)
         offsets, at = [], 0
         for q in bucket:
             n = q.data.size
-            flat[at:at + n] = 0 if q.grad is None else _host(q.grad.data).ravel()
+            flat[at:at + n] = 0 if q.grad is None else q.grad.data.ravel()
             offsets.append((at, n))
             at += n
-        comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        if xp is np:
+            comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        else:
+            _nccl_allreduce_sum(flat)
         if op == "mean":
             flat /= dtype.type(p)
         for q, (at, n) in zip(bucket, offsets):
-            values = get_xp(q.data).asarray(flat[at:at + n].reshape(q.shape))
+            values = flat[at:at + n].reshape(q.shape)
             if q.grad is None:
                 from .tensor import Tensor
                 q.grad = Tensor._wrap(values.copy())
@@ -220,11 +233,36 @@ def allreduce_gradients(module_or_params, op="mean", bucket_bytes=25 * 2**20):
     stats.seconds += time.perf_counter() - t0
 
 
+_NCCL_TYPES = {"float16": "NCCL_FLOAT16", "float32": "NCCL_FLOAT32", "float64": "NCCL_FLOAT64"}
+
+
+def _nccl_allreduce_sum(flat):
+    """In-place sum of a contiguous CuPy buffer over all ranks, by NCCL on the current stream
+    (waited for, so the time counted in ``stats`` is the reduction's)."""
+    import cupy
+    from cupy.cuda import nccl
+    if _state.get("nccl") is None:
+        comm = _comm()
+        uid = comm.bcast(nccl.get_unique_id() if comm.Get_rank() == 0 else None, root=0)
+        _state["nccl"] = nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank())
+    name = _NCCL_TYPES.get(str(flat.dtype))
+    if name is None:
+        raise TypeError(f"allreduce_gradients: NCCL reduces {sorted(_NCCL_TYPES)} gradients, "
+                        f"not {flat.dtype}")
+    stream = cupy.cuda.get_current_stream()
+    _state["nccl"].allReduce(flat.data.ptr, flat.data.ptr, flat.size, getattr(nccl, name),
+                             nccl.NCCL_SUM, stream.ptr)
+    stream.synchronize()
+
+
 def _buckets(params, bucket_bytes):
-    """Consecutive parameters of one dtype, grouped up to about bucket_bytes each."""
+    """Consecutive parameters of one dtype and one kind of array (NumPy or CuPy), grouped up to
+    about bucket_bytes each."""
     buckets, current, size = [], [], 0
     for q in params:
-        if current and (q.dtype != current[0].dtype or size + q.data.nbytes > bucket_bytes):
+        if current and (q.data.dtype != current[0].data.dtype
+                        or type(q.data) is not type(current[0].data)
+                        or size + q.data.nbytes > bucket_bytes):
             buckets.append(current)
             current, size = [], 0
         current.append(q)

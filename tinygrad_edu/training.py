@@ -21,6 +21,9 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
+from . import distributed as dist
 from . import nn
 from .backend import check_device, get_xp
 from .creation import _parse_rng_state, get_rng_state, manual_seed, set_rng_state
@@ -116,11 +119,17 @@ def train_epoch(model, optimizer, loader, loss_fn=F.cross_entropy, device="cpu",
     The loss is checked before backward and the gradients before the step: a NaN or inf raises
     FloatingPointError and leaves the parameters, the optimizer and the buffers (batch norm's
     running statistics, which the forward pass updates) as the last good step left them.
+
+    A model with a ``sync_gradients`` method (a
+    :class:`~tinygrad_edu.distributed.DistributedDataParallel`) has it called right after
+    ``backward()``, before the gradients are checked and the step taken: every rank then
+    checks and applies the same averaged gradients.
     """
     model.train()
     total_loss, correct, count = 0.0, 0, 0
     bar = _progress(loader, len(loader), desc, progress)
     buffers = list(model.buffers())
+    sync = getattr(model, "sync_gradients", None)
     for batch, (xb, yb) in enumerate(bar, 1):
         x, y = _to(xb, device), _to(yb, device)
         saved = [b.data.copy() for b in buffers]  # small: batch norm's running statistics
@@ -131,6 +140,8 @@ def train_epoch(model, optimizer, loader, loss_fn=F.cross_entropy, device="cpu",
             _check_step(x, y, value, desc, batch)
             optimizer.zero_grad()
             loss.backward()
+            if sync is not None:
+                sync()
             _check_gradients(model, value, desc, batch)
         except FloatingPointError:
             with no_grad():
@@ -161,6 +172,12 @@ def evaluate(model, X, y=None, loss_fn=F.cross_entropy, batch_size=1000, device=
     loader = DataLoader(X, y, batch_size=batch_size)
     if loader._single:
         raise TypeError("evaluate: needs targets: pass X, y, or (X, y), or a Dataset of pairs")
+    total_loss, correct, count = _evaluate_sums(model, loader, loss_fn, device)
+    return total_loss / max(count, 1), correct / max(count, 1)
+
+
+def _evaluate_sums(model, loader, loss_fn, device):
+    """(summed loss, number correct, count) over ``loader``, in evaluation mode."""
     was_training = model.training
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
@@ -174,7 +191,7 @@ def evaluate(model, X, y=None, loss_fn=F.cross_entropy, batch_size=1000, device=
                 count += len(yb)
     finally:
         model.train(was_training)
-    return total_loss / max(count, 1), correct / max(count, 1)
+    return total_loss, correct, count
 
 
 class History:
@@ -331,6 +348,18 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
 
     A loss that becomes NaN or inf raises FloatingPointError before the step (see
     :func:`train_epoch`); the checkpoint then holds the last epoch that finished.
+
+    Under ``mpiexec -n p`` (:mod:`tinygrad_edu.distributed`, p > 1): ``model`` may be a plain
+    Module (fit wraps it in a DistributedDataParallel, so rank 0's weights start on every rank)
+    or a DistributedDataParallel already. ``batch_size`` stays the global batch: each rank
+    takes ``batch_size / p`` samples of it (p must divide it) from its DistributedSampler shard
+    (seed ``seed``, epoch ``epoch``), and the gradients are averaged after every backward, so
+    the step is that of one process on the whole batch. Training and validation figures are
+    combined over the ranks (validation weighted by each rank's count) in the same order on
+    every rank, so the early-stopping decision is the same everywhere. Only rank 0 prints,
+    draws the bars and writes the checkpoint; the others wait for it (an error writing it is
+    raised on every rank). The checkpoint is the plain module's and optimizer's state, the same
+    on all ranks, so a run resumes with any number of ranks.
     """
     epochs = _check_int("epochs", epochs, "fit", minimum=0)
     batch_size = _check_int("batch_size", batch_size, "fit")
@@ -346,6 +375,10 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
     if transform is not None and not callable(transform):
         raise TypeError(f"fit: transform must be callable, got {transform!r}")
     device = check_device(device)
+    ranks, rank = dist.world_size(), dist.rank()
+    if batch_size % ranks:
+        raise ValueError(f"fit: batch_size {batch_size} (the global batch) must be a multiple "
+                         f"of the number of ranks, {ranks}")
     train_set = _pairs(train, "train")
     valid_set = None if valid is None else _pairs(valid, "valid")
     checkpoint = None if checkpoint is None else os.fspath(checkpoint)
@@ -357,7 +390,14 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
         state = load(checkpoint)
         _check_checkpoint(state, checkpoint, model, optimizer, scheduler)
     if checkpoint:
-        _prepare_directory(checkpoint)
+        _on_rank0(_prepare_directory, checkpoint)
+    net = model
+    if ranks > 1:
+        if isinstance(model, dist.DistributedDataParallel):
+            model = model.module
+        else:
+            net = dist.DistributedDataParallel(model)
+        verbose = verbose and rank == 0
     # ---- from here on, things change
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -380,15 +420,33 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
         if patience is not None and (epoch - 1) - best["epoch"] >= patience:
             break  # `patience` epochs in a row without a better validation loss
         manual_seed(seed + epoch)
-        loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed + epoch,
-                            transform=transform)
+        if ranks == 1:
+            loader = DataLoader(train_set, batch_size=batch_size, shuffle=True,
+                                seed=seed + epoch, transform=transform)
+        else:
+            sampler = dist.DistributedSampler(len(train_set), ranks, rank, seed=seed)
+            sampler.set_epoch(epoch)
+            loader = DataLoader(train_set, batch_size=batch_size // ranks, sampler=sampler,
+                                seed=np.random.default_rng([seed + epoch, rank]),
+                                transform=transform)
         t0 = time.perf_counter()
-        train_loss, train_acc = train_epoch(model, optimizer, loader, loss_fn, device,
+        train_loss, train_acc = train_epoch(net, optimizer, loader, loss_fn, device,
                                             progress and verbose, desc=f"epoch {epoch}")
         seconds = time.perf_counter() - t0
+        if ranks > 1:  # equal shards (the sampler pads): the mean over ranks is the epoch's
+            figures = dist._comm().allgather((train_loss, train_acc))
+            train_loss = sum(f[0] for f in figures) / ranks
+            train_acc = sum(f[1] for f in figures) / ranks
         valid_loss = valid_acc = None
-        if valid is not None:
+        if valid is not None and ranks == 1:
             valid_loss, valid_acc = evaluate(model, valid_set, loss_fn=loss_fn, device=device)
+        elif valid is not None:
+            shard = DataLoader(valid_set, batch_size=1000,
+                               sampler=range(rank, len(valid_set), ranks))
+            sums = dist._comm().allgather(_evaluate_sums(model, shard, loss_fn, device))
+            count = max(sum(c for _, _, c in sums), 1)
+            valid_loss = sum(v for v, _, _ in sums) / count
+            valid_acc = sum(c for _, c, _ in sums) / count
         record = dict(epoch=epoch, seconds=seconds, lr=optimizer.param_groups[0]["lr"],
                       train_loss=train_loss, train_acc=train_acc,
                       valid_loss=valid_loss, valid_acc=valid_acc)
@@ -404,16 +462,31 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
                 rng = get_rng_state()
             except NotImplementedError:  # a GPU generator whose state CuPy does not expose:
                 rng = None               # the per-epoch reseeding still makes resuming exact
-            save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                  "scheduler": None if scheduler is None else scheduler.state_dict(),
-                  "history": history.records, "best_loss": best["loss"],
-                  "best_state": best["state"], "best_epoch": best["epoch"],
-                  "epoch": epoch, "rng": rng}, checkpoint)
+            _on_rank0(save, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": None if scheduler is None else scheduler.state_dict(),
+                             "history": history.records, "best_loss": best["loss"],
+                             "best_state": best["state"], "best_epoch": best["epoch"],
+                             "epoch": epoch, "rng": rng}, checkpoint)
     if patience is not None and best["state"] is not None:
         model.load_state_dict(best["state"])
         if verbose and best["epoch"] != len(history):
             print(f"early stopping: restored the parameters of epoch {best['epoch']}")
     return history
+
+
+def _on_rank0(fn, *args):
+    """``fn(*args)`` on rank 0 only (writing the checkpoint); the other ranks wait for it, and
+    if it raised, every rank raises the same error (no rank is left waiting in a collective)."""
+    error = None
+    if dist.rank() == 0:
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 -- passed on to every rank below
+            error = e
+    if dist.world_size() > 1:
+        error = dist.broadcast_object(error)
+    if error is not None:
+        raise error
 
 
 def accuracy(model, X, y=None, device="cpu"):

@@ -1,5 +1,6 @@
 """Data parallelism under ``mpiexec -n 2``, launched as subprocesses with a timeout (a hang
 fails the test instead of blocking CI), and the parts that need no MPI, in process."""
+import json
 import os
 import shutil
 import subprocess
@@ -140,3 +141,11 @@ def test_started_by_mpiexec_without_mpi4py_says_what_to_install(monkeypatch):
                        r"cannot be imported.*pip install 'tinygrad_edu\[mpi\]'"):
         dist.init()
     assert dist._state["initialized"] is False
+
+
+@needs_mpi
+def test_a_gradient_missing_on_one_rank_counts_as_zeros_without_deadlock():
+    res = launch(2, "none_grad", timeout=60)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out == {"ok": [True, True], "calls": 1, "bytes": (6 * 8 + 8 + 8 * 3 + 3) * 8}

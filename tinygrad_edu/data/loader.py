@@ -160,6 +160,10 @@ class DataLoader:
       field (the images), before it becomes a Tensor, with the epoch's generator so random
       augmentation is reproducible too; e.g. :func:`random_shift`, or
       ``functools.partial(random_shift, max_shift=3)``.
+    * ``sampler``: PyTorch's argument, an iterable of sample indices with a ``len`` (e.g.
+      :class:`tinygrad_edu.distributed.DistributedSampler`, one rank's shard); each epoch
+      takes its order from ``iter(sampler)``. Mutually exclusive with ``shuffle`` (as in
+      PyTorch: the sampler decides the order); ``len(loader)`` counts the sampler's indices.
 
     Batches are fresh arrays (``X[indices]``), so a transform may modify them in place.
 
@@ -171,22 +175,45 @@ class DataLoader:
     """
 
     def __init__(self, dataset, y=None, batch_size: int = 128, shuffle: bool = False, seed=None,
-                 drop_last: bool = False, transform=None):
+                 drop_last: bool = False, transform=None, sampler=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, "
                              f"got {batch_size!r}")
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable, got {transform!r}")
+        if sampler is not None:
+            if shuffle:
+                raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle "
+                                 "(the sampler gives the order)")
+            if not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
+                raise TypeError(f"DataLoader: sampler must be an iterable of indices with a len, "
+                                f"got {type(sampler).__name__}")
         self.dataset, self._single = _as_dataset(dataset, y)
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle, self.drop_last, self.transform = bool(shuffle), bool(drop_last), transform
         self.rng = None if seed is None else _generator(seed)  # None: draw from the engine
         self._epoch = None   # the epoch being iterated: {"rng", "start", "batches"}
         self._resume = None  # an epoch to finish, set by load_state_dict
 
-    def __len__(self) -> int:
+    def _num_samples(self) -> int:
+        return len(self.dataset) if self.sampler is None else len(self.sampler)
+
+    def _order(self, rng):
+        if self.sampler is None:
+            return rng.permutation(len(self.dataset)) if self.shuffle \
+                else np.arange(len(self.dataset))
+        order = np.asarray(list(self.sampler), dtype=np.int64).reshape(-1)
         n = len(self.dataset)
+        bad = order[(order < 0) | (order >= n)]
+        if bad.size:
+            raise IndexError(f"DataLoader: the sampler gave index {int(bad[0])} for a dataset "
+                             f"of {n} samples")
+        return order
+
+    def __len__(self) -> int:
+        n = self._num_samples()
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _epoch_generator(self):
@@ -197,7 +224,7 @@ class DataLoader:
         return np.random.default_rng(int(_engine_generator("cpu").integers(2 ** 63)))
 
     def __iter__(self):
-        n, resume, self._resume = len(self.dataset), self._resume, None
+        resume, self._resume = self._resume, None
         if resume is None:
             rng, first = self._epoch_generator(), 0
             start = None if rng is None else copy.deepcopy(rng.bit_generator.state)
@@ -207,7 +234,7 @@ class DataLoader:
                                               else np.random.default_rng())
             if rng is not None:
                 rng.bit_generator.state = start
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        order = self._order(rng)
         if resume is not None and rng is not None:
             rng.bit_generator.state = resume["now"]
         epoch = self._epoch = {"rng": rng, "start": start, "batches": first}
@@ -238,7 +265,7 @@ class DataLoader:
             e = self._epoch
             now = None if e["rng"] is None else e["rng"].bit_generator.state
             epoch = {"start": e["start"], "now": now, "batches": e["batches"]}
-        return {"num_samples": len(self.dataset), "batch_size": self.batch_size,
+        return {"num_samples": self._num_samples(), "batch_size": self.batch_size,
                 "shuffle": self.shuffle, "drop_last": self.drop_last,
                 "rng": None if self.rng is None else copy.deepcopy(self.rng.bit_generator.state),
                 "epoch": copy.deepcopy(epoch)}
