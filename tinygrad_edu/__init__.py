@@ -7,8 +7,8 @@
 """
 import numpy as np
 
-from .tensor import (Function, Tensor, enable_grad, grad, inference_mode, is_grad_enabled, no_grad,
-                     set_grad_enabled)
+from .tensor import (Function, Tensor, array_call, enable_grad, grad, inference_mode,
+                     is_grad_enabled, no_grad, set_grad_enabled)
 from .debug import detect_anomaly
 from . import ops  # binds the ops to Tensor methods and operators
 from .ops import (abs, add, amax, amin, argmax, argmin, broadcast_to, cat, clamp, clip, clone,
@@ -27,6 +27,7 @@ from . import nn
 from .serialization import load, save
 from . import data, distributed, interop, interpret, models, optim, pretraining, training
 from .interop import load_pytorch, load_safetensors, save_safetensors
+from .compiler import CompileError, compile
 
 Tensor.softmax = lambda self, dim: nn.functional.softmax(self, dim)
 Tensor.log_softmax = lambda self, dim: nn.functional.log_softmax(self, dim)

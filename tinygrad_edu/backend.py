@@ -66,7 +66,11 @@ def get_xp(x):
     if _cupy is not None and isinstance(x, _cupy.ndarray):
         return _cupy
     # a GPU array seen before CuPy was first needed (or another library's GPU array): CuPy's
-    # business; anything else (NumPy scalars, Python numbers, lists) is NumPy's
+    # business; a symbolic array of tg.compile's fusion (ops/fusion.py) has its own module;
+    # anything else (NumPy scalars, Python numbers, lists) is NumPy's
+    symbolic = getattr(type(x), "symbolic_xp", None)
+    if symbolic is not None:
+        return symbolic
     return _import_cupy() if hasattr(x, "__cuda_array_interface__") else np
 
 

@@ -33,6 +33,7 @@ class _Modes(threading.local):
         self.hooks = ()      # debugging hooks: objects with forward(ctx, y) and
         #                      backward(ctx, y, gy, gxs) methods (see debug.py)
         self.saved = []      # previous values, pushed by each __enter__ of a _SetMode
+        self.recorder = None  # tg.compile's recorder while it records a call (compiler.py)
 
 
 _GradMode = _Modes()
@@ -114,6 +115,9 @@ class Function:
     # is kept by no one is replaced on the node by a shell (see _shell): its array can be freed.
     keeps = "all"
     needs_output = True
+    # True for an op whose forward is elementwise arithmetic that tg.compile may fuse with its
+    # neighbours (ops/fusion.py runs this forward on symbolic arrays to build the kernel)
+    elementwise = False
 
     def forward(ctx, *arrays, **params):
         raise NotImplementedError
@@ -138,6 +142,8 @@ class Function:
         if type(out) is not np.ndarray:
             out = _forward_result(cls, out)
         y = Tensor._wrap(out)
+        if _GradMode.recorder is not None:  # tg.compile is recording: note this op
+            _GradMode.recorder.op(ctx, inputs, params, y)
         # (list comprehensions rather than generators here: on a few inputs they are twice as fast)
         if _GradMode.enabled and any([t.requires_grad for t in inputs]):
             y.requires_grad = True
@@ -294,6 +300,8 @@ class Tensor:
     # ---- in-place changes -------------------------------------------------------------------
     def _inplace(self, what, fn):
         """Change .data in place and bump the version counter that backward checks."""
+        if _GradMode.recorder is not None:
+            _GradMode.recorder.inplace(what, self)
         if self.requires_grad and _GradMode.enabled:
             raise RuntimeError(f"{what}: in-place change of a tensor that requires grad; "
                                "use the out-of-place op, or wrap it in tg.no_grad()")
@@ -436,6 +444,12 @@ def _check_node(ctx, create_graph):
 def _call_backward(ctx, gy, y):
     """``ctx.backward`` as a tuple. Debugging hooks are off inside it (the ops a backward runs
     are the engine's, not yours) and then see the gradients it returned."""
+    if _GradMode.recorder is not None:  # tg.compile records this node's backward
+        return _GradMode.recorder.backward(ctx, gy, y, _call_backward_now)
+    return _call_backward_now(ctx, gy, y)
+
+
+def _call_backward_now(ctx, gy, y):
     hooks = _GradMode.hooks
     if not hooks:
         gxs = ctx.backward(gy, y)
@@ -461,6 +475,8 @@ def _backprop(roots, root_grads, retain_graph, create_graph, targets):
     (tensor, total gradient) for the leaves (``targets=None``) or for ``targets`` (a set of ids).
     """
     retain_graph = create_graph if retain_graph is None else retain_graph
+    if _GradMode.recorder is not None:
+        _GradMode.recorder.start_backward(root_grads, create_graph)
     pending = {}  # _key(tensor) -> the sum of the gradients it has received so far
     for y, g in zip(roots, root_grads):
         pending[_key(y)] = pending[_key(y)] + g if _key(y) in pending else g
@@ -512,6 +528,12 @@ def _commit_leaf_grads(found, taken, create_graph):
     nor the caller (``taken``: ids of the gradients passed in), holds the same object (Add
     hands one gradient to both inputs). Otherwise it is copied (under create_graph, by an op,
     so the copy stays on the tape)."""
+    if _GradMode.recorder is not None:  # tg.compile records each leaf's new .grad
+        return _GradMode.recorder.commit(found, taken, create_graph, _commit_leaf_grads_now)
+    _commit_leaf_grads_now(found, taken, create_graph)
+
+
+def _commit_leaf_grads_now(found, taken, create_graph):
     for t, g in found:
         if t.grad is not None:
             t.grad = t.grad + g
@@ -520,6 +542,17 @@ def _commit_leaf_grads(found, taken, create_graph):
             g = g + 0 if create_graph else Tensor._wrap(g.data.copy())
         taken.add(id(g))
         t.grad = g
+
+
+def array_call(fn, *arrays, **params):
+    """``fn(*arrays, **params)`` -> an array, for array work done outside any Function: a random
+    draw (dropout's mask), an in-place update of a buffer (batch norm's running statistics).
+    Eagerly it is just the call; while :func:`tinygrad_edu.compile` records, the call is noted
+    too, so that every replay repeats it (a fresh mask, an updated buffer)."""
+    out = fn(*arrays, **params)
+    if _GradMode.recorder is not None:
+        _GradMode.recorder.call(fn, arrays, params, out)
+    return out
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,

@@ -26,6 +26,7 @@ import numpy as np
 from . import distributed as dist
 from . import nn
 from .backend import check_device, get_xp
+from .compiler import compile as compile_function
 from .creation import _parse_rng_state, get_rng_state, manual_seed, set_rng_state
 from .data import DataLoader
 from .serialization import load, save
@@ -112,7 +113,7 @@ def _check_gradients(model, value, desc, batch):
 
 
 def train_epoch(model, optimizer, loader, loss_fn=F.cross_entropy, device="cpu", progress=False,
-                desc="train"):
+                desc="train", compile=False):
     """One pass over ``loader`` (batches ``(xb, yb)`` of Tensors or arrays); returns (mean loss,
     accuracy) over the batches seen.
 
@@ -124,8 +125,15 @@ def train_epoch(model, optimizer, loader, loss_fn=F.cross_entropy, device="cpu",
     :class:`~tinygrad_edu.distributed.DistributedDataParallel`) has it called right after
     ``backward()``, before the gradients are checked and the step taken: every rank then
     checks and applies the same averaged gradients.
+
+    ``compile=True`` runs forward, zero_grad and backward as a :func:`tinygrad_edu.compile`d
+    function (recorded on the first batch, replayed on the others; ``fit`` passes the same
+    compiled function to every epoch). The checks and the step then follow the replay, so a
+    NaN still stops before the step and leaves the parameters as they were.
     """
     model.train()
+    if compile is True:
+        compile = compile_step(model, optimizer, loss_fn)
     total_loss, correct, count = 0.0, 0, 0
     bar = _progress(loader, len(loader), desc, progress)
     buffers = list(model.buffers())
@@ -133,13 +141,17 @@ def train_epoch(model, optimizer, loader, loss_fn=F.cross_entropy, device="cpu",
     for batch, (xb, yb) in enumerate(bar, 1):
         x, y = _to(xb, device), _to(yb, device)
         saved = [b.data.copy() for b in buffers]  # small: batch norm's running statistics
-        logits = model(x)
-        loss = loss_fn(logits, y)
+        if compile:
+            loss, logits = compile(x, y)  # the whole forward and backward, replayed
+        else:
+            logits = model(x)
+            loss = loss_fn(logits, y)
         value = loss.item()
         try:
             _check_step(x, y, value, desc, batch)
-            optimizer.zero_grad()
-            loss.backward()
+            if not compile:
+                optimizer.zero_grad()
+                loss.backward()
             if sync is not None:
                 sync()
             _check_gradients(model, value, desc, batch)
@@ -155,6 +167,18 @@ def train_epoch(model, optimizer, loader, loss_fn=F.cross_entropy, device="cpu",
         if bar is not loader:
             bar.set_postfix(loss=f"{total_loss / count:.4f}")
     return total_loss / max(count, 1), correct / max(count, 1)
+
+
+def compile_step(model, optimizer, loss_fn=F.cross_entropy):
+    """The forward, zero_grad and backward of one batch as a compiled function
+    ``step(x, y) -> (loss, logits)`` (see :func:`tinygrad_edu.compile`)."""
+    def forward_backward(x, y):
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        optimizer.zero_grad()
+        loss.backward()
+        return loss, logits
+    return compile_function(forward_backward)
 
 
 def _check_int(name, value, fn, minimum=1):
@@ -329,7 +353,7 @@ def _check_checkpoint(state, path, model, optimizer, scheduler):
 
 def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_fn=F.cross_entropy,
         scheduler=None, patience=None, checkpoint=None, resume=False, transform=None, seed=0,
-        device="cpu", progress=True, verbose=True):
+        device="cpu", progress=True, verbose=True, compile=False):
     """Train ``model`` on ``train`` for ``epochs`` epochs; returns a :class:`History`.
 
     * ``train``, ``valid``: ``(X, y)`` arrays, an MNIST split, or a Dataset of pairs. ``valid``
@@ -345,6 +369,9 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
       restored too, so after fit it is what the uninterrupted run would leave.
     * ``transform``: applied to each training batch of images (e.g. random shifts).
     * ``progress``: a tqdm bar on a terminal; in a log file, a few plain lines per epoch.
+    * ``compile=True``: each batch's forward and backward is replayed from a program recorded
+      on the first batch (:func:`tinygrad_edu.compile`); the parameters follow the same path,
+      bit for bit, as without it.
 
     A loss that becomes NaN or inf raises FloatingPointError before the step (see
     :func:`train_epoch`); the checkpoint then holds the last epoch that finished.
@@ -416,6 +443,7 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
         print(HEADER)
         for r in history.records:
             print(_row(r))
+    step = compile_step(net, optimizer, loss_fn) if compile else False  # one for all epochs
     for epoch in range(start_epoch, epochs + 1):
         if patience is not None and (epoch - 1) - best["epoch"] >= patience:
             break  # `patience` epochs in a row without a better validation loss
@@ -431,7 +459,8 @@ def fit(model, optimizer, train, valid=None, *, epochs=10, batch_size=128, loss_
                                 transform=transform)
         t0 = time.perf_counter()
         train_loss, train_acc = train_epoch(net, optimizer, loader, loss_fn, device,
-                                            progress and verbose, desc=f"epoch {epoch}")
+                                            progress and verbose, desc=f"epoch {epoch}",
+                                            compile=step)
         seconds = time.perf_counter() - t0
         if ranks > 1:  # equal shards (the sampler pads): the mean over ranks is the epoch's
             figures = dist._comm().allgather((train_loss, train_acc))

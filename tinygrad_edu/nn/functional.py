@@ -30,7 +30,7 @@ from ..ops import geometry
 from ..ops.nn_ops import (AdaptiveMaxPool2d, BCEWithLogits, Conv2d, Dropout, Im2Col, Linear,
                           MaxPool2d, SoftmaxCrossEntropy, adaptive_argmax, has_pool_kernel)
 from ..ops.reduce import normalize_axes
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, array_call
 
 _DATA = (np.ndarray, np.generic, list, tuple, int, float)  # what Tensor() turns into a tensor
 
@@ -234,8 +234,13 @@ def dropout(x, p=0.5, training=True):
         return x
     if p == 1.0:
         return x * 0.0
-    keep = generator(x.device).random(x.shape, dtype=np.float32) >= p
-    return Dropout.apply(x, keep=keep, scale=1.0 / (1.0 - p))
+    keep = array_call(_keep_mask, shape=x.shape, p=p, device=x.device)  # (a fresh one in
+    return Dropout.apply(x, keep=keep, scale=1.0 / (1.0 - p))            # every tg.compile replay)
+
+
+def _keep_mask(shape, p, device):
+    """Dropout's mask: True (keep) with probability 1 - p."""
+    return generator(device).random(shape, dtype=np.float32) >= p
 
 
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
@@ -286,11 +291,20 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     if bias is not None:
         y = y + bias.reshape(shape)
     if training and running_mean is not None:
-        with no_grad():
-            running_mean.copy_(running_mean.data * (1 - momentum) + mean.data.reshape(c) * momentum)
-            unbiased = var.data.reshape(c) * (count / (count - 1))
-            running_var.copy_(running_var.data * (1 - momentum) + unbiased * momentum)
+        array_call(_update_running, running_mean.data, running_var.data, mean.data, var.data,
+                   momentum=momentum, unbiased=count / (count - 1))
+        running_mean._version[0] += 1
+        running_var._version[0] += 1
     return y
+
+
+def _update_running(running_mean, running_var, mean, var, momentum, unbiased):
+    """r = (1 - momentum) r + momentum * stat, in place, for batch norm's running mean and
+    (unbiased) variance. Returns running_mean (array_call notes one result)."""
+    c = running_mean.shape[0]
+    running_mean[...] = running_mean * (1 - momentum) + mean.reshape(c) * momentum
+    running_var[...] = running_var * (1 - momentum) + var.reshape(c) * unbiased * momentum
+    return running_mean
 
 
 def _max_shift(fn, x, dim):

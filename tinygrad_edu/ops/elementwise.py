@@ -53,6 +53,7 @@ def _check_numeric(op, value, like):
 
 class Neg(Function):
     """y = -x;  dy/dx = -1."""
+    elementwise = True
     keeps = ()
     needs_output = False
     def forward(ctx, x): return -x
@@ -61,6 +62,7 @@ class Neg(Function):
 
 class Add(Function):
     """y = a + b;  dy/da = dy/db = 1."""
+    elementwise = True
     keeps = ()
     needs_output = False
     def forward(ctx, a, b): return a + b
@@ -73,6 +75,7 @@ class Add(Function):
 
 class Sub(Function):
     """y = a - b;  dy/da = 1, dy/db = -1."""
+    elementwise = True
     keeps = ()
     needs_output = False
     def forward(ctx, a, b): return a - b
@@ -85,6 +88,7 @@ class Sub(Function):
 
 class Mul(Function):
     """y = a * b;  dy/da = b, dy/db = a."""
+    elementwise = True
     needs_output = False
     def forward(ctx, a, b): return a * b
 
@@ -96,6 +100,7 @@ class Mul(Function):
 
 class Div(Function):
     """y = a / b;  dy/da = 1 / b, dy/db = -a / b^2 = -y / b."""
+    elementwise = True
     keeps = (1,)
     def forward(ctx, a, b): return a / b
 
@@ -132,6 +137,7 @@ class Log(Function):
 
 class Sqrt(Function):
     """y = sqrt x;  dy/dx = 1 / (2 y)."""
+    elementwise = True
     keeps = ()
     def forward(ctx, x): return get_xp(x).sqrt(x)
     def backward(ctx, gy, y): return gy / (y * 2)
@@ -164,14 +170,26 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
-    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0."""
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (from y: y > 0 exactly where x > 0)."""
     keeps = ()
+    elementwise = True
     def forward(ctx, x): return get_xp(x).maximum(x, 0)
-    def backward(ctx, gy, y): return gy * _const((y.data > 0).astype(y.dtype))
+    def backward(ctx, gy, y): return ReluGrad.apply(gy, y)
+
+
+class ReluGrad(Function):
+    """gx = gy * (y > 0): relu's backward as one op (tg.compile can fuse it). It is linear in
+    gy, with (y > 0) a constant, so its own gradient is ReluGrad again (and none for y)."""
+    keeps = (1,)
+    needs_output = False
+    elementwise = True
+    def forward(ctx, gy, y): return gy * (y > 0).astype(gy.dtype)
+    def backward(ctx, ggx, gx): return ReluGrad.apply(ggx, ctx.inputs[1]), None
 
 
 class Maximum(Function):
     """y = max(a, b);  the gradient goes to the larger input, split equally on ties."""
+    elementwise = True
     needs_output = False
     def forward(ctx, a, b): return get_xp(a).maximum(a, b)
 

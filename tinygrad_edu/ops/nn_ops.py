@@ -29,6 +29,16 @@ def _contiguous(a):
     return get_xp(a).ascontiguousarray(a)
 
 
+def _array_grads(ctx, gy):
+    """A plain backward (grad mode off) on arrays: ``ctx.backward_arrays(gy, inputs, needs)``,
+    with the inputs' arrays and whether each requires grad, gives one array (or None) per
+    input. tg.compile's replay calls backward_arrays itself, without the Tensors."""
+    inputs = ctx.inputs
+    grads = ctx.backward_arrays(gy.data, [t.data for t in inputs],
+                               [t.requires_grad for t in inputs])
+    return tuple(None if g is None else Tensor._wrap(g) for g in grads)
+
+
 class Linear(Function):
     """y = x @ w.T + b for x of shape (..., in), w (out, in), b (out,): one node, one GEMM.
 
@@ -52,16 +62,18 @@ class Linear(Function):
     def backward(ctx, gy, y):
         x, w = ctx.inputs[:2]
         if not is_grad_enabled():
-            g, x2 = gy.data.reshape(-1, gy.shape[-1]), x.data.reshape(-1, x.shape[-1])
-            has_b = len(ctx.inputs) == 3 and ctx.inputs[2].requires_grad
-            return (Tensor._wrap(gy.data @ w.data) if x.requires_grad else None,
-                    Tensor._wrap(g.T @ x2) if w.requires_grad else None,
-                    Tensor._wrap(g.sum(0)) if has_b else None)
+            return _array_grads(ctx, gy)
         gy2 = gy.reshape(-1, gy.shape[-1])
         gx = (gy @ w) if x.requires_grad else None
         gw = gy2.T @ x.reshape(-1, x.shape[-1]) if w.requires_grad else None
         gb = gy2.sum(0) if len(ctx.inputs) == 3 and ctx.inputs[2].requires_grad else None
         return gx, gw, gb
+
+    def backward_arrays(ctx, gy, inputs, needs):
+        x, w = inputs[:2]
+        g, x2 = gy.reshape(-1, gy.shape[-1]), x.reshape(-1, x.shape[-1])
+        return (gy @ w if needs[0] else None, g.T @ x2 if needs[1] else None,
+                g.sum(0) if len(inputs) == 3 and needs[2] else None)
 
 
 class Dropout(Function):
@@ -71,6 +83,7 @@ class Dropout(Function):
     the op is linear and twice differentiable."""
     keeps = ()
     needs_output = False
+    elementwise = True
 
     def forward(ctx, x, keep, scale):
         ctx.keep, ctx.scale = keep, scale
@@ -156,22 +169,22 @@ class Conv2d(Function):
     def backward(ctx, gy, y):
         if is_grad_enabled():
             return ctx._backward_recorded(gy)
-        x, w = ctx.inputs[:2]
-        xp, f = get_xp(gy.data), w.shape[0]
-        wm = w.data.reshape(f, -1)
-        gx = xp.empty(x.shape, dtype=x.dtype) if x.requires_grad else None
-        gw = xp.zeros(wm.shape, dtype=w.dtype) if w.requires_grad else None
-        for c in _chunks(x.data, w.data, gy.shape[2:]):
-            g = xp.ascontiguousarray(gy.data[c].transpose(0, 2, 3, 1)).reshape(-1, f)
+        return _array_grads(ctx, gy)
+
+    def backward_arrays(ctx, gy, inputs, needs):
+        x, w = inputs[:2]
+        xp, f = get_xp(gy), w.shape[0]
+        wm = w.reshape(f, -1)
+        gx = xp.empty(x.shape, dtype=x.dtype) if needs[0] else None
+        gw = xp.zeros(wm.shape, dtype=w.dtype) if needs[1] else None
+        for c in _chunks(x, w, gy.shape[2:]):
+            g = xp.ascontiguousarray(gy[c].transpose(0, 2, 3, 1)).reshape(-1, f)
             if gw is not None:
-                gw += g.T @ kernels(g).im2col(_contiguous(x.data[c]), *ctx.geometry)
+                gw += g.T @ kernels(g).im2col(_contiguous(x[c]), *ctx.geometry)
             if gx is not None:
                 gx[c] = kernels(g).col2im(g @ wm, gx[c].shape, *ctx.geometry)
-        gb = None
-        if len(ctx.inputs) == 3 and ctx.inputs[2].requires_grad:
-            gb = Tensor._wrap(gy.data.sum(axis=(0, 2, 3)))
-        return (None if gx is None else Tensor._wrap(gx),
-                None if gw is None else Tensor._wrap(gw.reshape(w.shape)), gb)
+        gb = gy.sum(axis=(0, 2, 3)) if len(inputs) == 3 and needs[2] else None
+        return gx, None if gw is None else gw.reshape(w.shape), gb
 
     def _backward_recorded(ctx, gy):
         x, w = ctx.inputs[:2]
@@ -306,19 +319,19 @@ class SoftmaxCrossEntropy(Function):
     def backward(ctx, gy, y):
         if is_grad_enabled():
             return ctx.recorded_backward(gy), None
-        return Tensor._wrap(ctx.array_backward(gy.data)), None
+        return _array_grads(ctx, gy)
 
-    def array_backward(ctx, gy):
-        """(p - onehot) * gy on arrays, from what forward saved."""
-        z, labels = (t.data for t in ctx.inputs)
+    def backward_arrays(ctx, gy, inputs, needs):
+        """(p - onehot) * gy on arrays, from what forward saved (labels get no gradient)."""
+        z, labels = inputs
         xp = get_xp(z)
         if hasattr(ctx, "lse"):  # the GPU kernel path
             return kernels(z).softmax_ce_backward(_contiguous(z), _contiguous(labels), ctx.lse,
-                                                  _contiguous(gy))
+                                                  _contiguous(gy)), None
         g = xp.exp(ctx.logp)
         g[xp.arange(len(labels)), labels] -= 1
         g *= gy[:, None]
-        return g
+        return g, None
 
     def recorded_backward(ctx, gy):
         """(p - onehot) * gy as Tensor ops of z and gy; the shift is a constant (it cancels)."""

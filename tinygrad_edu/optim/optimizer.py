@@ -21,10 +21,13 @@ pass through a graph that used the old values raises instead of giving a wrong g
 Hyperparameters are turned into Python floats before use: under NumPy 2 a float64 NumPy scalar
 (``np.float64(0.1)``) times a float32 array gives float64, a Python float keeps float32.
 """
+import functools
 import numbers
 
+import numpy as np
+
 from ..backend import device_of, get_xp, to_device
-from ..tensor import Tensor, enable_grad
+from ..tensor import Tensor, _GradMode, enable_grad
 
 
 class Optimizer:
@@ -122,6 +125,12 @@ class Optimizer:
         A frozen parameter (``requires_grad=False``) always gets None, so ``step`` skips it.
         (PyTorch zeros its gradient with set_to_none=False, and then momentum and weight decay
         still move it; here a frozen parameter stays as it is.)"""
+        if _GradMode.recorder is not None:  # tg.compile: do it again on every replay
+            return _GradMode.recorder.effect(lambda: self._zero_grad(set_to_none),
+                                             f"{type(self).__name__}.zero_grad", ())
+        self._zero_grad(set_to_none)
+
+    def _zero_grad(self, set_to_none):
         for group in self.param_groups:
             for p in group["params"]:
                 if set_to_none or p.grad is None or not p.requires_grad:
@@ -142,12 +151,24 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        if _GradMode.recorder is not None:  # tg.compile: the update's Python runs in every
+            params = [p for group in self.param_groups for p in group["params"]]  # replay
+            _GradMode.recorder.effect(functools.partial(self._step, fused=True),
+                                      f"{type(self).__name__}.step", params)
+        else:
+            self._step()
+        return loss
+
+    def _step(self, fused=False):
+        """The update of every parameter with a gradient. ``fused`` (in tg.compile's replays):
+        each rule's arithmetic as one generated kernel (ops/fusion.py), same bits."""
         for p, group in self._check_step():
             if p not in self.state:  # lazily, on the parameter's device
                 self.state[p] = self.init_state(p.data, group)
-            self.update(p.data, p.grad.data, self.state[p], group)
+            if not (fused and type(self) not in _NOT_FUSABLE and isinstance(p.data, np.ndarray)
+                    and _fused_update(self, p, group)):
+                self.update(p.data, p.grad.data, self.state[p], group)
             p._version[0] += 1
-        return loss
 
     def _check_step(self):
         """[(parameter, group)] for the parameters with a gradient, once all is found right."""
@@ -372,3 +393,15 @@ def _like(current, loaded):
             return tuple(loaded)
         return tuple(_like(c, x) for c, x in zip(current, loaded))
     return loaded
+
+
+
+_NOT_FUSABLE = set()  # optimizer classes whose update rule the fusion could not trace
+
+
+def _fused_update(optimizer, p, group):
+    from ..ops.fusion import fused_update
+    if fused_update(optimizer.update, p.data, p.grad.data, optimizer.state[p], group):
+        return True
+    _NOT_FUSABLE.add(type(optimizer))
+    return False
