@@ -8,7 +8,7 @@ import argparse
 from tinygrad_edu.data import Split, load_mnist
 
 
-def make_parser(doc, epochs=10, lr=None, batch_size=128, uses_fit=True):
+def make_parser(doc, epochs=10, lr=None, batch_size=128, uses_fit=True, compiles=None):
     """The options of every MNIST example; ``doc`` (the example's docstring: its recipe and the
     published figure) is the description. ``uses_fit=False`` leaves out what only ``fit``
     provides (checkpoints, resuming, the plot, the progress bar). An example may add options
@@ -26,6 +26,11 @@ def make_parser(doc, epochs=10, lr=None, batch_size=128, uses_fit=True):
                         "max(N // 5, 100) validation and test images (default: all 50,000 "
                         "training, 10,000 validation and 10,000 test images)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    if uses_fit if compiles is None else compiles:  # (fit's compile=, or the example's own)
+        p.add_argument("--compile", action="store_true",
+                       help="record the training step once and replay it (tg.compile): the "
+                            "same results, bit for bit, with less Python per batch (default: "
+                            "off)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights, the shuffling and dropout "
                         "(default: %(default)s)")
@@ -68,4 +73,4 @@ def fit_options(args):
     """The keyword arguments of ``tg.training.fit`` that the command line sets."""
     return dict(epochs=args.epochs, batch_size=args.batch_size, checkpoint=args.checkpoint,
                 resume=args.resume, seed=args.seed, device=args.device,
-                progress=not args.no_progress)
+                progress=not args.no_progress, compile=getattr(args, "compile", False))

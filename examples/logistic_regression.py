@@ -33,12 +33,22 @@ def evaluate(model, split, device):
 
 
 def main(argv=None):
-    args = parse_args(__doc__, argv, epochs=20, lr=0.05, uses_fit=False)
+    args = parse_args(__doc__, argv, epochs=20, lr=0.05, uses_fit=False, compiles=True)
     tg.manual_seed(args.seed)
     train, valid, test = data(args)
     model = build().to(args.device)
     optimizer = optim.SGD(model.parameters(), lr=args.lr)
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+
+    def train_step(xb, yb):
+        logits = model(xb)                             # (batch, 10) scores X W
+        loss = F.cross_entropy(logits, yb)             # mean of -log softmax(X W)[y]
+        optimizer.zero_grad()                          # forget the last batch's gradients
+        loss.backward()                                # d loss / d W, into model.weight.grad
+        optimizer.step()                               # W <- W - lr * d loss / d W
+        return loss, logits
+    if args.compile:   # record the step on the first batch, replay it on the others
+        train_step = tg.compile(train_step)
 
     history = []
     print("epoch  seconds  train loss  train acc  valid loss  valid acc")
@@ -47,11 +57,7 @@ def main(argv=None):
         model.train()
         for xb, yb in loader:                          # Tensors, in a new order every epoch
             xb, yb = xb.to(args.device), yb.to(args.device)
-            logits = model(xb)                         # (batch, 10) scores X W
-            loss = F.cross_entropy(logits, yb)         # mean of -log softmax(X W)[y]
-            optimizer.zero_grad()                      # forget the last batch's gradients
-            loss.backward()                            # d loss / d W, into model.weight.grad
-            optimizer.step()                           # W <- W - lr * d loss / d W
+            loss, logits = train_step(xb, yb)
             total_loss += loss.item() * len(yb)
             correct += (logits.argmax(dim=1) == yb).sum().item()
         seconds, n = time.perf_counter() - t0, len(train.y)

@@ -12,7 +12,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..ops.geometry import adaptive_size_pair, size_pair
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, array_call, no_grad
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -275,13 +275,19 @@ class _BatchNorm(Module):
         y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                          training=use_batch_stats, momentum=momentum or 0.0, eps=self.eps)
         if tracking:  # counted once batch_norm succeeded, so an error leaves the layer unchanged
-            with no_grad():
-                self.num_batches_tracked += 1
+            array_call(_count_batch, self.num_batches_tracked.data)  # (tg.compile repeats it)
+            self.num_batches_tracked._version[0] += 1
         return y
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+def _count_batch(count):
+    """num_batches_tracked += 1, in place (a 0-d int64 array)."""
+    count += 1
+    return count
 
 
 class BatchNorm1d(_BatchNorm):

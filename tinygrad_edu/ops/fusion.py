@@ -318,12 +318,16 @@ def numba_kernel(ys, leaves, shape):
     over ``shape`` computing every y of ``ys`` into o0, o1, ... from the leaves' arrays a0, ...
     Each leaf's broadcasting (a size-1 or missing axis) is fixed from its shape."""
     n = len(shape)
-    index = []
+    index, prologue = [], []
     for leaf in leaves:
-        offset = n - leaf.ndim
+        k, offset = leaf.args[0], n - leaf.ndim
         idx = ["0" if d == 1 and shape[offset + j] != 1 else f"i{offset + j}"
                for j, d in enumerate(leaf.shape)]
-        index.append(f"a{leaf.args[0]}[{', '.join(idx)}]" if idx else f"a{leaf.args[0]}[()]")
+        if idx:
+            index.append(f"a{k}[{', '.join(idx)}]")
+        else:  # a 0-d input: read once, before the loop (a parallel loop cannot index it)
+            prologue.append(f"    s{k} = a{k}[()]")
+            index.append(f"s{k}")
 
     def cast(e, dtype):
         name = _NAMES.get(dtype) or _NAMES.setdefault(dtype, np.dtype(dtype).name)
@@ -333,7 +337,7 @@ def numba_kernel(ys, leaves, shape):
                                           lambda c, a, b: f"({a} if {c} else {b})")
     args = [f"o{k}" for k in range(len(ys))] + [f"a{leaf.args[0]}" for leaf in leaves] + \
         [f"c{k}" for k in range(len(consts))]
-    src = [f"def kernel({', '.join(args)}):"]
+    src = [f"def kernel({', '.join(args)}):"] + prologue
     for d in range(n):
         loop = "prange" if d == 0 else "range"  # threads share the outer loop (if parallel)
         src.append("    " * (d + 1) + f"for i{d} in {loop}(o0.shape[{d}]):")
