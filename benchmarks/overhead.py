@@ -63,6 +63,7 @@ class _Ours:
         self.linear, self.cross_entropy, self.ones_like = F.linear, F.cross_entropy, tg.ones_like
         self.tensor = lambda a: tg.Tensor(a, requires_grad=True)
         self.labels = tg.Tensor(labels)
+        self.compile = tg.compile
         self.version = f"tinygrad_edu on NumPy {__import__('numpy').__version__}"
 
 
@@ -79,7 +80,8 @@ class _Torch:
 
 
 def _steps(lib, fn, arrays):
-    """(forward, forward + backward) as zero-argument functions for one engine."""
+    """(forward, forward + backward) as zero-argument functions for one engine; for ours also
+    the forward + backward compiled with tg.compile (recorded on the first call)."""
     xs = [lib.tensor(a) for a in arrays]
     gy = lib.ones_like(fn(lib, *xs))  # dL/dy for outputs that are not scalars
 
@@ -90,12 +92,15 @@ def _steps(lib, fn, arrays):
         for x in xs:
             x.grad = None
         fn(lib, *xs).backward(gy)
-    return forward, forward_backward
+    if not hasattr(lib, "compile"):
+        return forward, forward_backward
+    return forward, forward_backward, lib.compile(forward_backward)
 
 
 def _calibrate(fn, target):
     """How many calls of ``fn`` take about ``target`` seconds."""
-    fn()  # warm-up: caches, lazy imports
+    fn()  # warm-up: caches, lazy imports, a compiled function's recording
+    fn()  # and its first replay
     n, elapsed = 1, 0.0
     while elapsed < target / 10:
         n *= 2
@@ -113,7 +118,7 @@ def setup(framework, names, target):
     tasks = {}
     for name in names:
         _, arrays, fn = table[name]
-        for kind, step in zip(("fwd", "fwd+bwd"), _steps(lib, fn, arrays)):
+        for kind, step in zip(("fwd", "fwd+bwd", "compiled"), _steps(lib, fn, arrays)):
             tasks[f"{name}/{kind}"] = (step, _calibrate(step, target))
     return tasks, {"version": lib.version}
 
@@ -161,24 +166,29 @@ def main(argv=None):
         print(", ".join(bench.info[fw]["version"] for fw in bench.frameworks)
               + f"; {args.threads} thread{'s' * (args.threads != 1)} each, one process each"
               + ("" if torch else "; PyTorch is not installed, so there are no ratios"))
-        print("microseconds per call; ratio = ours / PyTorch")
+        print("microseconds per call; ratio = ours / PyTorch; compiled: our fwd+bwd under "
+              "tg.compile, and how many times faster than our eager fwd+bwd")
         print(f"{'case':<11} {'work':<15} {'fwd':>7} {'torch':>7} {'ratio':>6}   "
-              f"{'fwd+bwd':>7} {'torch':>7} {'ratio':>6}")
+              f"{'fwd+bwd':>7} {'torch':>7} {'ratio':>6}   {'compiled':>8} {'speedup':>7}")
         work = {name: w for name, (w, _, _) in _workloads()[0].items()}
-        ratios = ([], [])
+        ratios, speedups = ([], []), []
         for name in names:
-            cells = []
+            cells, eager = [], None
             for k, kind in enumerate(("fwd", "fwd+bwd")):
                 best = {fw: t * 1e6 for fw, t in bench.best(f"{name}/{kind}", repeats).items()}
+                eager = best["ours"]
                 if not torch:
                     cells.append(f"{best['ours']:7.1f} {'-':>7} {'-':>6}")
                     continue
                 ratios[k].append(best["ours"] / best["torch"])
                 cells.append(f"{best['ours']:7.1f} {best['torch']:7.1f} {ratios[k][-1]:6.2f}")
-            print(f"{name:<11} {work[name]:<15} {cells[0]}   {cells[1]}", flush=True)
-        if torch:
-            print(f"{'geomean':<27} {'':>15} {_geomean(ratios[0]):6.2f}   {'':>15} "
-                  f"{_geomean(ratios[1]):6.2f}")
+            compiled = bench.best(f"{name}/compiled", repeats)["ours"] * 1e6
+            speedups.append(eager / compiled)
+            print(f"{name:<11} {work[name]:<15} {cells[0]}   {cells[1]}   {compiled:8.1f} "
+                  f"{speedups[-1]:7.2f}", flush=True)
+        print(f"{'geomean':<27} {'':>15} {_geomean(ratios[0]) if torch else math.nan:6.2f}   "
+              f"{'':>15} {_geomean(ratios[1]) if torch else math.nan:6.2f}   {'':>8} "
+              f"{_geomean(speedups):7.2f}")
 
 
 if __name__ == "__main__":

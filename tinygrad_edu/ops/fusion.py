@@ -215,12 +215,11 @@ def _try_fuse(members, rec):
     kernel = make_kernel(y, [s for _, s in leaves.values()], get_xp(sample) is np)
     step = _Fused(kernel, refs, members[-1].out, y.shape, y.dtype,
                   [f"{m.cls.__name__}" for m in members])
-    if all(type(r) is int for r in refs):  # check once against what eager mode computed
-        env = {r: rec.keep[r] for r in refs}
-        got = kernel([env[r] for r in refs], y.shape, y.dtype)
-        want = rec.keep[members[-1].out]
-        if not _same_bits(got, want):
-            return None
+    # compile it now, and check it once against what eager mode computed (when every input is
+    # still as it was: a parameter read through its Tensor may have been updated since)
+    got = kernel([_array_of(r, rec) for r in refs], y.shape, y.dtype)
+    if all(type(r) is int for r in refs) and not _same_bits(got, rec.keep[members[-1].out]):
+        return None
     return step
 
 
