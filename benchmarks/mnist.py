@@ -4,6 +4,7 @@ framework in a process of its own, taking turns.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/mnist.py
     ... benchmarks/mnist.py --models convnet --conv-batches 60 --memory
+    ... benchmarks/mnist.py --compiled --models modern_net convnet   # tg.compile's figures
     ... benchmarks/mnist.py --sweep --batch-sizes 32 64 128 256 512 --plot sweep.png
 
 Models: ours are built by the examples' build functions with their optimizers; PyTorch's twins
@@ -103,6 +104,29 @@ def our_epoch(model, opt, X, y, batches, batch=BATCH):
     return loss.item()
 
 
+def compiled_step(model, opt):
+    """Our training step under tg.compile: recorded on the first batch, replayed after."""
+    import tinygrad_edu as tg
+    F = tg.nn.functional
+
+    @tg.compile
+    def step(xb, yb):
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def compiled_epoch(step, X, y, batches, batch=BATCH):
+    import tinygrad_edu as tg
+    for i in range(batches):
+        loss = step(tg.from_numpy(X[i * batch:(i + 1) * batch]),
+                    tg.from_numpy(y[i * batch:(i + 1) * batch]))
+    return loss.item()
+
+
 def torch_epoch(model, opt, X, y, batches, batch=BATCH):
     import torch
     model.train()
@@ -139,6 +163,11 @@ def trainer(framework, name):
                 f"PyTorch {torch.__version__}")
     import numpy as np
     model, opt = ours(name)
+    if framework == "compiled":
+        model.train()
+        step = compiled_step(model, opt)
+        return (lambda X, y, b, batch=BATCH: compiled_epoch(step, X, y, b, batch),
+                "tinygrad_edu compiled (tg.compile)")
     return (lambda X, y, b, batch=BATCH: our_epoch(model, opt, X, y, b, batch),
             f"tinygrad_edu on NumPy {np.__version__}")
 
@@ -149,6 +178,7 @@ def epoch_setup(framework, name, batches):
     X, y = data(name)
     run, version = trainer(framework, name)
     run(X, y, 2)
+    run(X, y, 2)  # (compiled: the recording, then a replay)
     return {"epoch": lambda: run(X, y, batches)}, {"version": version}
 
 
@@ -206,6 +236,7 @@ def epochs(args, frameworks):
         batches = min(args.conv_batches, EPOCH_BATCHES) if name == "convnet" else EPOCH_BATCHES
         scale = EPOCH_BATCHES / batches
         fws = [fw for fw in frameworks if fw != "numpy" or name in DENSE]
+        fws += ["compiled"] if args.compiled else []
         with SideBySide(epoch_setup, fws, args=(name, batches), threads=args.threads,
                         pause=args.pause) as bench:
             if name == args.models[0]:
@@ -213,12 +244,16 @@ def epochs(args, frameworks):
                       + f"; {args.threads} threads each, one process each, best of "
                       f"{args.reps} epochs")
                 print(f"{'model':<20} {'ours s/epoch':>12} {'torch s/epoch':>13} "
-                      f"{'numpy s/epoch':>13} {'ours/torch':>10} {'ours/numpy':>10}")
+                      f"{'numpy s/epoch':>13} {'ours/torch':>10} {'ours/numpy':>10}"
+                      + (f" {'compiled s/epoch':>16} {'compiled/ours':>13}"
+                         if args.compiled else ""))
             best = bench.best("epoch", rounds=args.reps)
         t = {fw: best[fw] * scale for fw in best}
         line = (f"{name:<20} {t['ours']:12.2f} {fmt(t.get('torch'), 13, '.2f')} "
                 f"{fmt(t.get('numpy'), 13, '.2f')} "
                 f"{fmt(ratio(t, 'torch'), 10, '.2f')} {fmt(ratio(t, 'numpy'), 10, '.2f')}")
+        if args.compiled:
+            line += f" {t['compiled']:16.2f} {t['compiled'] / t['ours']:13.2f}"
         if scale > 1:
             line += f"   ({batches} batches timed, x{scale:.1f} for the epoch)"
         print(line, flush=True)
@@ -310,6 +345,9 @@ def main(argv=None):
     p.add_argument("--sweep-images", type=int, default=2560,
                    help="images per turn of --sweep (default: 2560)")
     p.add_argument("--plot", metavar="PNG", help="with --sweep: save a plot to this file")
+    p.add_argument("--compiled", action="store_true",
+                   help="also time our training step under tg.compile (a column and its "
+                        "ratio to our eager epoch)")
     args = p.parse_args(argv)
     benchmark_environment()
     frameworks = available(["ours", "torch", "numpy"])

@@ -224,8 +224,15 @@ def _try_fuse(members, rec):
 
 
 def _same_bits(a, b):
+    """The same bits, except in NaNs: the sign of a NaN (inf - inf gives -NaN on x86, NumPy's
+    SIMD loops may give +NaN) carries no meaning, and the next op treats both alike."""
     a, b = (np.asarray(get_xp(x).asnumpy(x) if get_xp(x) is not np else x) for x in (a, b))
-    return a.shape == b.shape and a.tobytes() == b.tobytes()
+    return a.shape == b.shape and same_bits_but_nan_signs(a, b)
+
+
+def same_bits_but_nan_signs(a, b):
+    nan = np.isnan(a)
+    return bool((nan == np.isnan(b)).all()) and a[~nan].tobytes() == b[~nan].tobytes()
 
 
 class _Scratch:
@@ -296,8 +303,8 @@ def _expressions(ys, leaf_names, cast, sqrt, select):
             e = sqrt(a[0])
         elif n.op == "cast":
             e = a[0]
-        elif n.op in ("maximum", "minimum"):  # NumPy's: a NaN in either gives NaN
-            pick = ">=" if n.op == "maximum" else "<="
+        elif n.op in ("maximum", "minimum"):  # NumPy's: a NaN in either gives NaN; a tie
+            pick = ">" if n.op == "maximum" else "<"  # gives b, as NumPy's SIMD loops do
             e = select(f"({a[0]} {pick} {a[1]} or {a[0]} != {a[0]})", a[0], a[1])
         elif n.op == "where":
             e = select(a[0], a[1], a[2])

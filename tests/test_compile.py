@@ -1,0 +1,214 @@
+"""tg.compile: bit-exact replays, guards/cache, frozen control flow, errors, explain, fusion."""
+import numpy as np
+import pytest
+
+import tinygrad_edu as tg
+import tinygrad_edu.nn.functional as F
+from tinygrad_edu import nn, optim
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((8, 20)).astype(np.float32)
+Y = RNG.integers(0, 5, 8)
+
+
+def _mlp(): return nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 5))
+def _drop(): return nn.Sequential(nn.Dropout(0.2), nn.Linear(20, 16), nn.ReLU(),
+                                  nn.Dropout(0.5), nn.Linear(16, 5))
+def _bn(): return nn.Sequential(nn.Linear(20, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                nn.Linear(16, 5))
+
+
+def _train(make_model, make_opt, compiled, n=4):
+    tg.manual_seed(0)
+    m = make_model()
+    opt = make_opt(m.parameters())
+    def step(x, y):
+        loss = F.cross_entropy(m(x), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+        return loss
+    s = tg.compile(step) if compiled else step
+    losses = [s(tg.from_numpy(X + i), tg.from_numpy(Y)).numpy().copy() for i in range(n)]
+    return m, opt, losses, s
+
+
+def _state_arrays(opt):
+    out = []
+    for st in getattr(opt, "state", {}).values() if isinstance(getattr(opt, "state", None),
+                                                                dict) else []:
+        for v in (st.values() if isinstance(st, dict) else [st]):
+            if hasattr(v, "shape"):
+                out.append(np.asarray(getattr(v, "data", v)))
+    return out
+
+
+CASES = [
+    (_mlp, lambda p: optim.SGD(p, lr=0.1)),
+    (_drop, lambda p: optim.RMSprop(p, lr=1e-2, alpha=0.9, eps=1e-6)),
+    (_bn, lambda p: optim.Adam(p, lr=1e-2)),
+    (_mlp, lambda p: optim.Adam(p, lr=1e-2)),
+]
+
+
+@pytest.mark.parametrize("make_model,make_opt", CASES, ids=["mlp_sgd", "dropout_rmsprop",
+                                                             "bn_adam", "mlp_adam"])
+def test_compiled_steps_bit_identical_to_eager(make_model, make_opt):
+    m1, o1, l1, _ = _train(make_model, make_opt, False)
+    m2, o2, l2, s = _train(make_model, make_opt, True)
+    assert s.recordings == 1
+    for a, b in zip(l1, l2):
+        assert np.array_equal(a, b)
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        assert np.array_equal(p.data, q.data)
+    for a, b in zip(_state_arrays(o1), _state_arrays(o2)):
+        assert np.array_equal(a, b)
+    for (n1, b1), (n2, b2) in zip(m1.named_buffers(), m2.named_buffers()):
+        assert n1 == n2 and np.array_equal(np.asarray(b1.data), np.asarray(b2.data))
+
+
+def test_dropout_replays_fresh_randomness_in_eager_sequence():
+    def run(compiled):
+        tg.manual_seed(1)
+        m = _drop()
+        f = (tg.compile if compiled else (lambda g: g))(lambda x: m(x))
+        x = tg.from_numpy(X)
+        return [f(x).numpy().copy() for _ in range(3)]
+    e, c = run(False), run(True)
+    assert not np.array_equal(c[1], c[2])
+    for a, b in zip(e, c):
+        assert np.array_equal(a, b)
+
+
+def test_cache_guards_and_lru():
+    f = tg.compile(lambda x, k: x * k, cache_size=2)
+    a = tg.from_numpy(np.ones((2, 3), np.float32))
+    f(a, 2.0); f(a, 2.0)
+    assert f.recordings == 1
+    f(tg.from_numpy(np.ones((4, 3), np.float32)), 2.0)
+    assert f.recordings == 2
+    f(a, 2.0)
+    assert f.recordings == 2
+    out = f(a, 3.0)  # scalar arg: new program; evicts the (4, 3) one (least recent)
+    assert f.recordings == 3 and len(f.programs) == 2
+    assert np.array_equal(out.numpy(), np.full((2, 3), 3, np.float32))
+    f(tg.from_numpy(np.ones((2, 3), np.float64)), 2.0)
+    assert f.recordings == 4
+
+
+def test_frozen_control_flow_follows_recorded_branch():
+    @tg.compile
+    def f(x):
+        return x * 2 if x.sum().item() > 0 else x * -1
+    f(tg.from_numpy(np.ones(3, np.float32)))
+    out = f(tg.from_numpy(-np.ones(3, np.float32)))  # eager would give +1s
+    assert np.array_equal(out.numpy(), -2 * np.ones(3, np.float32))
+
+
+def test_error_returning_python_number_caches_nothing():
+    f = tg.compile(lambda x: (x * 2).sum().item())
+    with pytest.raises(tg.CompileError, match="returned a float"):
+        f(tg.from_numpy(np.ones(3, np.float32)))
+    assert len(f.programs) == 0
+
+
+def test_error_create_graph_inside():
+    w = tg.from_numpy(np.ones(3)); w.requires_grad = True
+    def g(x):
+        (w * x).sum().backward(create_graph=True)
+        return w.grad
+    f = tg.compile(g)
+    with pytest.raises(tg.CompileError, match="create_graph=True"):
+        f(tg.from_numpy(np.ones(3)))
+    assert len(f.programs) == 0
+
+
+def test_error_nested_compiled_call():
+    inner = tg.compile(lambda x: x * 2)
+    outer = tg.compile(lambda x: inner(x) + 1)
+    with pytest.raises(tg.CompileError, match="while another one records"):
+        outer(tg.from_numpy(np.ones(3, np.float32)))
+    assert len(outer.programs) == 0
+
+
+def test_returned_values_structures():
+    w = tg.from_numpy(np.ones(3, np.float32)); w.requires_grad = True
+    f = tg.compile(lambda x: {"a": (x * 2, None), "w": w})
+    for _ in range(2):
+        out = f(tg.from_numpy(np.ones(3, np.float32)))
+        assert out["a"][1] is None and out["w"] is w
+        assert getattr(out["a"][0], "grad_fn", None) is None
+        assert np.array_equal(out["a"][0].numpy(), np.full(3, 2, np.float32))
+
+
+def test_explain_lists_steps_and_fused():
+    f = tg.compile(lambda x: x * 2)
+    import io
+    buf = io.StringIO(); f.explain(file=buf)
+    assert "nothing recorded" in buf.getvalue()
+    def g(a, b):
+        with tg.no_grad():
+            return ((a * 2 + b) / b).relu()
+    h = tg.compile(g)
+    h(tg.from_numpy(np.ones(3, np.float32)), tg.from_numpy(np.ones(3, np.float32)))
+    assert "[fused]" in next(iter(h.programs.values())).explain()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_chain_bit_identical_with_specials(dtype):
+    a = np.array([[1.5, -0.0, np.inf], [np.nan, -2.0, 3.0]], dtype)
+    b = np.array([0.5, -np.inf, 2.0], dtype)
+    c = np.array([[0.0], [-3.0]], dtype)
+    def g(a, b, c):
+        with tg.no_grad():
+            return ((a * 2 + b) / c).relu()
+    args = [tg.from_numpy(v) for v in (a, b, c)]
+    with np.errstate(all="ignore"):
+        e = g(*args).numpy()
+        for fuse in (True, False):
+            f = tg.compile(g, fuse=fuse)
+            f(*args); r = f(*args).numpy()
+            assert r.tobytes() == e.tobytes()
+
+
+def test_error_inplace_on_tensor_leaves_it_unchanged():
+    w = tg.from_numpy(np.ones(3, np.float32))
+    def g(x):
+        t = w
+        t += 1
+        return x * t
+    f = tg.compile(g)
+    with pytest.raises(tg.CompileError, match=r"\+= on a tensor of shape \(3,\)"):
+        f(tg.from_numpy(np.ones(3, np.float32)))
+    assert len(f.programs) == 0 and np.array_equal(w.numpy(), np.ones(3, np.float32))
+
+
+def test_optimizer_state_is_compared():
+    _, o, _, _ = _train(_mlp, lambda p: optim.Adam(p, lr=1e-2), True, n=1)
+    assert len(_state_arrays(o)) > 0
+
+
+def test_lr_scheduler_change_is_used_by_replay():
+    def run(compiled):
+        tg.manual_seed(0)
+        m = _mlp(); opt = optim.SGD(m.parameters(), lr=0.1)
+        sch = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+        def step(x, y):
+            loss = F.cross_entropy(m(x), y)
+            opt.zero_grad(); loss.backward(); opt.step()
+            return loss
+        s = tg.compile(step) if compiled else step
+        for i in range(3):
+            s(tg.from_numpy(X), tg.from_numpy(Y)); sch.step()
+        return [p.data.copy() for p in m.parameters()]
+    for a, b in zip(run(False), run(True)):
+        assert np.array_equal(a, b)
+
+
+def test_relu_grad_op_forward_and_twice_differentiable():
+    from tinygrad_edu.ops.elementwise import ReluGrad
+    gy = RNG.standard_normal(6); y = np.array([1.0, 0.0, -2.0, 3.0, 0.5, -0.1])
+    out = ReluGrad.apply(tg.from_numpy(gy), tg.from_numpy(y)).numpy()
+    assert np.array_equal(out, gy * (y > 0))
+    x = tg.from_numpy(np.array([0.7, -1.3, 2.1, -0.4]))
+    x.requires_grad = True
+    assert tg.gradcheck(lambda t: (t.relu() * t.relu()).sum(), [x])
+    assert tg.gradgradcheck(lambda t: (t.relu() * t.relu()).sum(), [x])
