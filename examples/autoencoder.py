@@ -40,22 +40,32 @@ def image_saver(out_dir):
     return save
 
 
+def gradient_step(model, optimizer, compiled):
+    """One SGD step on a batch, returning its cost; with ``compiled``, recorded on the first
+    batch and replayed on the others (tg.compile: fresh masking noise every time)."""
+    def train_step(xb):
+        loss = model.loss(xb)              # sum over pixels, mean over the batch
+        optimizer.zero_grad()
+        loss.backward()                    # the tied weight gets the sum of both uses
+        optimizer.step()
+        return loss
+    return tg.compile(train_step) if compiled else train_step
+
+
 def train_dae(args, train, corruption):
     """The tutorial's dA: 784 -> 500 sigmoid -> 784 sigmoid, tied weights, trained by SGD on
     the cross-entropy of reconstructing each clean image from its corrupted copy."""
     model = TiedAutoencoder(784, 500, corruption=corruption).to(args.device)
     optimizer = optim.SGD(model.parameters(), lr=args.lr)
     loader = DataLoader(train.X, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    train_step = gradient_step(model, optimizer, args.compile)
     history = []
     print(f"corruption {corruption:.0%}\nepoch  seconds  train cost (cross-entropy)")
     for epoch in range(1, args.epochs + 1):
         t0, costs = time.perf_counter(), []
         model.train()                      # masking noise on (for corruption > 0)
         for xb in loader:
-            loss = model.loss(xb.to(args.device))   # sum over pixels, mean over the batch
-            optimizer.zero_grad()
-            loss.backward()                # the tied weight gets the sum of both uses
-            optimizer.step()
+            loss = train_step(xb.to(args.device))
             costs.append(loss.item())
         history.append(dict(epoch=epoch, train_loss=float(np.mean(costs))))
         print(f"{epoch:5d} {time.perf_counter() - t0:8.1f} {np.mean(costs):27.2f}", flush=True)
@@ -108,17 +118,14 @@ def run_deep(args, save):
     model = build_deep().to(args.device)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
     loader = DataLoader(train.X, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    train_step = gradient_step(model, optimizer, args.compile)
     history = []
     print("epoch  seconds  train cross-entropy  valid squared error")
     for epoch in range(1, args.epochs + 1):
         t0, total_ce = time.perf_counter(), 0.0
         model.train()
         for xb in loader:
-            xb = xb.to(args.device)
-            loss = model.loss(xb)              # cross-entropy: sum over pixels, mean over images
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            loss = train_step(xb.to(args.device))  # cross-entropy: sum over pixels, mean
             total_ce += loss.item() * len(xb)
         seconds, n = time.perf_counter() - t0, len(train.X)
         valid_error = squared_error(valid.X, reconstruct(model, valid.X, args.device))
@@ -138,7 +145,7 @@ def run_deep(args, save):
 
 
 def main(argv=None):
-    p = make_parser(__doc__, epochs=15, batch_size=None, uses_fit=False)
+    p = make_parser(__doc__, epochs=15, batch_size=None, uses_fit=False, compiles=True)
     p.add_argument("--model", choices=("dae", "deep"), default="dae",
                    help="the denoising autoencoder (twice: 0%% and 30%% corruption) or the deep "
                         "autoencoder against PCA (default: %(default)s)")

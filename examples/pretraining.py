@@ -42,17 +42,17 @@ def pretrain(kind, args, X):
         layers = pretrain_autoencoders(
             args.sizes, X, corruption=noise, epochs=args.pretrain_epochs,
             lr=args.sda_lr * args.sda_batch_size, batch_size=args.sda_batch_size,
-            seed=args.seed, device=args.device, verbose=True)
+            seed=args.seed, device=args.device, verbose=True, compile=args.compile)
     else:
         layers = pretrain_rbms(args.sizes, X, k=1, epochs=args.pretrain_epochs, lr=args.dbn_lr,
                                batch_size=args.dbn_batch_size, seed=args.seed,
-                               device=args.device, verbose=True)
+                               device=args.device, verbose=True, compile=args.compile)
     print(f"{kind}: pre-training took {time.perf_counter() - t0:.0f} s", flush=True)
     return layers
 
 
 def main(argv=None):
-    p = make_parser(__doc__, epochs=5, lr=0.1, batch_size=20, uses_fit=False)
+    p = make_parser(__doc__, epochs=5, lr=0.1, batch_size=20, uses_fit=False, compiles=True)
     p.add_argument("--pretrain-epochs", type=int, default=1,
                    help="pre-training epochs per layer, for the SdA and the DBN "
                         "(default: %(default)s)")
@@ -95,7 +95,7 @@ def main(argv=None):
         print(f"{kind}: fine-tuning", flush=True)
         history = fit(model.to(args.device), optim.SGD(model.parameters(), lr=args.lr), train,
                       valid, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                      device=args.device, progress=False)
+                      device=args.device, progress=False, compile=args.compile)
         results[kind] = dict(history=history,
                              test_acc=accuracy(model, test.X, test.y, device=args.device))
         print(f"{kind}: test accuracy {results[kind]['test_acc']:.2%}", flush=True)

@@ -45,7 +45,7 @@ def image_saver(out_dir):
 
 
 def main(argv=None):
-    p = make_parser(__doc__, epochs=15, lr=0.1, batch_size=20, uses_fit=False)
+    p = make_parser(__doc__, epochs=15, lr=0.1, batch_size=20, uses_fit=False, compiles=True)
     p.add_argument("--k", type=int, default=15,
                    help="Gibbs steps per update of the persistent chains (default: %(default)s)")
     p.add_argument("--hidden", type=int, default=500, help="hidden units (default: %(default)s)")
@@ -65,6 +65,17 @@ def main(argv=None):
     optimizer = optim.SGD(rbm.parameters(), lr=args.lr)
     loader = DataLoader(train.X, batch_size=args.batch_size, shuffle=True, seed=args.seed)
 
+    def train_step(xb):
+        # mean F(v_data) - mean F(v_model), the chain end held fixed: its gradient is the
+        # PCD-k update; the model keeps the persistent chains between batches
+        loss = rbm.cd_loss(xb, k=args.k, persistent=True)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+    if args.compile:   # record the step (its k Gibbs steps) once, replay it on the others
+        train_step = tg.compile(train_step)
+
     save = image_saver(args.out_dir) if args.out_dir else None
     history = []
     print("epoch  seconds  pseudo-likelihood cost  valid reconstruction cross-entropy")
@@ -73,12 +84,7 @@ def main(argv=None):
         for xb in loader:
             xb = xb.to(args.device)
             costs.append(rbm.pseudo_likelihood(xb))     # before the update, as the tutorial
-            # mean F(v_data) - mean F(v_model), the chain end held fixed: its gradient is the
-            # PCD-k update; the model keeps the persistent chains between batches
-            loss = rbm.cd_loss(xb, k=args.k, persistent=True)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            train_step(xb)
         seconds = time.perf_counter() - t0
         recon = rbm.reconstruction_cross_entropy(tg.from_numpy(valid.X).to(args.device))
         history.append(dict(epoch=epoch, seconds=seconds, cost=float(np.mean(costs)),

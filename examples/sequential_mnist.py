@@ -39,7 +39,8 @@ def build(hidden_size=128):
 
 
 def main(argv=None):
-    parser = make_parser(__doc__, epochs=15, lr=2e-3, batch_size=128, uses_fit=False)
+    parser = make_parser(__doc__, epochs=15, lr=2e-3, batch_size=128, uses_fit=False,
+                         compiles=True)
     parser.add_argument("--hidden-size", type=int, default=128,
                         help="units of the LSTM (default: %(default)s)")
     parser.add_argument("--clip", type=float, default=1.0,
@@ -57,6 +58,17 @@ def main(argv=None):
     scheduler = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, seed=args.seed)
 
+    def train_step(xb, yb):
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+        optimizer.zero_grad()
+        loss.backward()                                # through the 28 steps: BPTT
+        nn.utils.clip_grad_norm_(model.parameters(), max_norm=args.clip)
+        optimizer.step()
+        return loss, logits
+    if args.compile:   # record the step (28 LSTM steps and their BPTT) once, replay it
+        train_step = tg.compile(train_step)
+
     history, t_start = History(), time.perf_counter()
     print(HEADER)
     for epoch in range(1, args.epochs + 1):
@@ -64,12 +76,7 @@ def main(argv=None):
         model.train()
         for xb, yb in loader:
             xb, yb = xb.to(args.device), yb.to(args.device)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            optimizer.zero_grad()
-            loss.backward()                            # through the 28 steps: BPTT
-            nn.utils.clip_grad_norm_(model.parameters(), max_norm=args.clip)
-            optimizer.step()
+            loss, logits = train_step(xb, yb)
             total_loss += loss.item() * len(yb)
             correct += (logits.argmax(dim=1) == yb).sum().item()
         seconds, n = time.perf_counter() - t0, len(train.y)

@@ -212,3 +212,71 @@ def test_relu_grad_op_forward_and_twice_differentiable():
     x.requires_grad = True
     assert tg.gradcheck(lambda t: (t.relu() * t.relu()).sum(), [x])
     assert tg.gradgradcheck(lambda t: (t.relu() * t.relu()).sum(), [x])
+
+
+def test_creation_functions_inside_are_made_again_by_every_replay():
+    def noisy(x):  # Gaussian input noise and a fresh zero state, as an RNN step makes them
+        h = tg.zeros(*x.shape)
+        return x + 0.1 * tg.randn(*x.shape) + h + tg.rand_like(x) * tg.ones(x.shape[1])
+    x = tg.from_numpy(X)
+    tg.manual_seed(5)
+    eager = [noisy(x).numpy() for _ in range(3)]
+    f = tg.compile(noisy)
+    tg.manual_seed(5)
+    compiled = [f(x).numpy() for _ in range(3)]
+    assert f.recordings == 1 and not np.array_equal(compiled[1], compiled[2])
+    for a, b in zip(eager, compiled):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_copy_into_a_buffer_is_repeated_by_every_replay():
+    state = tg.zeros(8, 20)      # state kept between calls, as an RBM's persistent chains
+    def step(x):
+        with tg.no_grad():
+            state.copy_(state * 0.5 + x)
+        return state * 1.0
+    f = tg.compile(step)
+    outs = [f(tg.from_numpy(X)).numpy() for _ in range(3)]
+    expected, s = [], np.zeros((8, 20), np.float32)
+    for _ in range(3):
+        s = s * np.float32(0.5) + X
+        expected.append(s)
+    for a, b in zip(outs, expected):
+        assert a.tobytes() == b.tobytes()
+    assert state.numpy().tobytes() == expected[-1].tobytes() and f.recordings == 1
+
+
+@pytest.mark.parametrize("clip", ["norm", "value"])
+def test_gradient_clipping_runs_again_in_every_replay(clip):
+    """The recording call's gradients are small (no clipping), the later ones large: each
+    replay clips anew, and the optimizer steps on the clipped gradients."""
+    def run(compiled):
+        tg.manual_seed(0)
+        m = _mlp()
+        opt = optim.SGD(m.parameters(), lr=0.1)
+        def step(x, y, scale):
+            loss = F.cross_entropy(m(x), y) * scale
+            opt.zero_grad(); loss.backward()
+            if clip == "norm":
+                nn.utils.clip_grad_norm_(m.parameters(), max_norm=1.0)
+            else:
+                nn.utils.clip_grad_value_(m.parameters(), clip_value=0.05)
+            opt.step()
+            return loss
+        s = tg.compile(step) if compiled else step
+        grads = []
+        for scale in (0.01, 100.0, 100.0):  # the loss's scale: an input, not a constant
+            s(tg.from_numpy(X), tg.from_numpy(Y), tg.tensor(np.float32(scale)))
+            grads.append([p.grad.numpy().copy() for p in m.parameters()])
+        return [p.numpy() for p in m.parameters()], grads, s
+    eager, compiled = run(False), run(True)
+    assert compiled[2].recordings == 1
+    for a, b in zip(eager[0] + sum(eager[1], []), compiled[0] + sum(compiled[1], [])):
+        assert a.tobytes() == b.tobytes()
+    first = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in eager[1][0]))
+    last = np.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in eager[1][2]))
+    if clip == "norm":
+        assert first < 1.0 and abs(last - 1.0) < 1e-4  # unclipped while recording, then clipped
+    else:
+        assert max(abs(g).max() for g in eager[1][0]) < 0.05
+        assert max(abs(g).max() for g in eager[1][2]) == np.float32(0.05)

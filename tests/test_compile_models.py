@@ -12,14 +12,19 @@ from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 import tinygrad_edu as tg
 import tinygrad_edu.nn.functional as F
+from tinygrad_edu.nn.autoencoder import TiedAutoencoder
+from tinygrad_edu.nn.rbm import RBM
 from tinygrad_edu.ops.fusion import same_bits_but_nan_signs
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, os.fspath(EXAMPLES))
 
+import autoencoder  # noqa: E402
 import convnet  # noqa: E402
 import mlp  # noqa: E402
 import modern_net  # noqa: E402
+import rbm  # noqa: E402
+import sequential_mnist  # noqa: E402
 
 
 def _mnist_like(n, image):
@@ -64,6 +69,65 @@ def test_the_examples_models_replay_bit_for_bit(name):
     for a, b in zip(eager[0] + eager[1] + eager[2], compiled[0] + compiled[1] + compiled[2]):
         assert a.tobytes() == b.tobytes()
     assert len(eager[1]) > 0 or name == "mlp"  # RMSprop's state was compared too (SGD has none)
+
+
+def _hand_loop(case, compiled, steps=3, n=20):
+    """3 steps of the hand-written loops of autoencoder.py, rbm.py and sequential_mnist.py
+    (masking noise, Gibbs sampling with persistent chains, an LSTM with gradient clipping)."""
+    tg.manual_seed(0)
+    if case == "denoising_autoencoder":
+        model = TiedAutoencoder(784, 50, corruption=0.3)
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+        loss_of = lambda x, y: model.loss(x)  # noqa: E731
+    elif case == "rbm_pcd":
+        model = RBM(784, 50)
+        opt = tg.optim.SGD(model.parameters(), lr=0.1)
+        loss_of = lambda x, y: model.cd_loss(x, k=3, persistent=True)  # noqa: E731
+    else:
+        model = sequential_mnist.build(16)
+        opt = tg.optim.Adam(model.parameters(), lr=2e-3)
+        loss_of = lambda x, y: F.cross_entropy(model(x), y)  # noqa: E731
+
+    def step(x, y):
+        loss = loss_of(x, y)
+        opt.zero_grad()
+        loss.backward()
+        if case == "lstm_clipped":
+            tg.nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.05)
+        opt.step()
+        return loss
+    run = tg.compile(step) if compiled else step
+    X, y = _mnist_like(n * steps, image=False)
+    X = (X < 0.3).astype(np.float32)
+    losses = [run(tg.from_numpy(X[i * n:(i + 1) * n]), tg.from_numpy(y[i * n:(i + 1) * n]))
+              .numpy().copy() for i in range(steps)]
+    chains = [model.chains.numpy()] if case == "rbm_pcd" else []
+    return [p.data.copy() for p in model.parameters()] + chains + losses, run
+
+
+@pytest.mark.parametrize("case", ["denoising_autoencoder", "rbm_pcd", "lstm_clipped"])
+def test_the_hand_written_loops_replay_bit_for_bit(case):
+    eager, _ = _hand_loop(case, compiled=False)
+    compiled, run = _hand_loop(case, compiled=True)
+    assert run.recordings == 1
+    for a, b in zip(eager, compiled):
+        assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("example, argv", [
+    (autoencoder, ["--model", "dae", "--limit", "200", "--epochs", "1"]),
+    (rbm, ["--limit", "100", "--k", "2", "--chains", "2", "--rows", "1", "--steps", "2"]),
+    (sequential_mnist, ["--limit", "200", "--hidden-size", "16"]),
+], ids=["autoencoder", "rbm", "sequential_mnist"])
+def test_the_compile_flag_of_the_hand_loop_examples_gives_the_same_figures(example, argv):
+    def figures(flags):
+        result = example.main(argv + ["--epochs", "1"] + flags)
+        history = result[0] if isinstance(result, tuple) else result
+        if isinstance(history, dict):  # autoencoder.py's dae: one history per corruption
+            history = [r for h in history.values() for r in h]
+        history = getattr(history, "records", history)  # sequential_mnist.py's History
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
+    assert figures([]) == figures(["--compile"])
 
 
 def test_the_compile_flag_of_an_example_gives_the_same_figures():

@@ -87,6 +87,21 @@ def test_same_seed_same_layers():
         assert not all(np.array_equal(wa, wc) for wa, wc in zip(a, c))
 
 
+@pytest.mark.parametrize("fn", ["autoencoders", "rbms"])
+def test_compiled_pretraining_gives_the_same_layers_bit_for_bit(fn):
+    def weights(compile):
+        train = (lambda *a, **k: pretrain_autoencoders(*a, corruption=0.3, **k)) \
+            if fn == "autoencoders" else lambda *a, **k: pretrain_rbms(*a, persistent=True, **k)
+        costs = []
+        layers = train(SIZES, X, epochs=2, batch_size=32, seed=3, compile=compile,
+                       log=lambda r: costs.append(r["cost"]))
+        return [p.numpy() for m in layers for p in m.parameters()], costs
+    (plain, plain_costs), (compiled, compiled_costs) = weights(False), weights(True)
+    assert plain_costs == compiled_costs
+    for a, b in zip(plain, compiled):
+        assert a.tobytes() == b.tobytes()
+
+
 def test_codes_compose_the_layers():
     tg.manual_seed(0)
     rbm, ae = RBM(16, 10), TiedAutoencoder(10, 6, corruption=0.5)  # (never corrupted here)

@@ -174,18 +174,22 @@ class _Commit(_Step):
 
 
 class _Effect(_Step):
-    """Python that runs on every replay: an optimizer's ``zero_grad`` or ``step``. ``binds``:
-    (parameter, ref or None) pairs, each parameter's ``.grad`` as the step saw it."""
+    """Python that runs on every replay: an optimizer's ``zero_grad`` or ``step``, gradient
+    clipping. ``binds``: (parameter, ref or None) pairs, each parameter's ``.grad`` as the step
+    saw it; ``regrads``: (parameter, slot) pairs for the ``.grad`` arrays after it (clipping
+    may make new ones), which later steps read."""
     kind = "effect"
 
-    def __init__(self, fn, label, binds):
-        self.fn, self.label, self.binds = fn, label, binds
+    def __init__(self, fn, label, binds, regrads=()):
+        self.fn, self.label, self.binds, self.regrads = fn, label, binds, list(regrads)
         self.refs = [r for _, r in binds if r is not None]
 
     def run(self, env):
         for p, r in self.binds:
             p.grad = None if r is None else Tensor._wrap(env[r] if type(r) is int else r.data)
         self.fn()
+        for p, out in self.regrads:
+            env[out] = p.grad.data
 
     def describe(self):
         return self.label, ""
@@ -238,7 +242,7 @@ class Program:
             name, extra = step.describe()
             args = ", ".join(f"%{r}" if type(r) is int else _ref_name(r) for r in step.refs)
             outs = [step.out] if step.out is not None else []
-            outs += [s for _, s in getattr(step, "saved", ())]
+            outs += [s for _, s in [*getattr(step, "saved", ()), *getattr(step, "regrads", ())]]
             outs += [s for s in getattr(step, "outs", ()) if s is not None]
             lhs = ", ".join(f"%{s}" for s in outs)
             call = f"{name}({args}{', ' if args and extra else ''}{extra})"
@@ -262,6 +266,7 @@ def _last_uses(steps, n_slots, inputs, outputs):
         for s in step.reads():
             last[s] = i
         made = [step.out] + [s for _, s in getattr(step, "saved", ())] + \
+            [s for _, s in getattr(step, "regrads", ())] + \
             list(getattr(step, "outs", ())) + [getattr(step, "ctx_slot", None)]
         for s in made:
             if type(s) is int and s not in last:
@@ -458,8 +463,9 @@ class _Recorder:
             self.steps.append(_Commit(t, ref, copy, self.new_slot(t.grad.data)
                                       if slot is None else slot))
 
-    def effect(self, fn, label, params):
-        """Run ``fn`` (an optimizer's zero_grad or step) now and on every replay."""
+    def effect(self, fn, label, params, regrads=False):
+        """Run ``fn`` (an optimizer's zero_grad or step) now and on every replay. ``regrads``:
+        ``fn`` may put new ``.grad`` arrays in place (clipping), which later steps must read."""
         if self.paused:
             return fn()
         binds = []
@@ -477,7 +483,9 @@ class _Recorder:
             result = fn()
         finally:
             self.paused -= 1
-        self.steps.append(_Effect(fn, label, binds))
+        regrads = [(p, self.new_slot(p.grad.data)) for p in params
+                   if regrads and p.grad is not None]  # even where this call changed nothing
+        self.steps.append(_Effect(fn, label, binds, regrads))
         return result
 
     # Tensor._wrap while recording: note the arrays engine code wraps outside any step

@@ -16,7 +16,7 @@ import operator
 import numpy as np
 
 from .backend import as_array, check_device, get_xp
-from .tensor import Tensor
+from .tensor import Tensor, array_call
 
 _seed = None
 _generators = {}  # device -> random generator of that device's array module
@@ -148,21 +148,45 @@ def _make(array, requires_grad):
     return t.requires_grad_() if requires_grad else t
 
 
+# Each constructor makes its array through array_call, so that inside a function compiled by
+# tg.compile every replay makes it again: a fresh random draw, fresh zeros (never an array that an
+# earlier call's result still holds).
+def _filled(shape, value, dtype, device):
+    return get_xp(device).full(shape, value, dtype=dtype)
+
+
+def _eye(n, m, dtype, device):
+    return get_xp(device).eye(n, m, dtype=dtype)
+
+
+def _arange(start, stop, step, dtype, device):
+    return get_xp(device).arange(start, stop, step, dtype=dtype)
+
+
+def _normal(shape, dtype, device):
+    return generator(device).standard_normal(shape, dtype=np.float64).astype(dtype)
+
+
+def _uniform(shape, dtype, device):
+    return generator(device).random(shape, dtype=np.float64).astype(dtype)
+
+
 def zeros(*shape, dtype=np.float32, device="cpu", requires_grad=False):
-    return _make(get_xp(device).zeros(_shape(shape), dtype=dtype), requires_grad)
+    return full(_shape(shape), 0, dtype, device, requires_grad)
 
 
 def ones(*shape, dtype=np.float32, device="cpu", requires_grad=False):
-    return _make(get_xp(device).ones(_shape(shape), dtype=dtype), requires_grad)
+    return full(_shape(shape), 1, dtype, device, requires_grad)
 
 
 def full(shape, fill_value, dtype=np.float32, device="cpu", requires_grad=False):
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    return _make(get_xp(device).full(shape, fill_value, dtype=dtype), requires_grad)
+    return _make(array_call(_filled, shape=shape, value=fill_value, dtype=dtype, device=device),
+                 requires_grad)
 
 
 def eye(n, m=None, dtype=np.float32, device="cpu", requires_grad=False):
-    return _make(get_xp(device).eye(n, m, dtype=dtype), requires_grad)
+    return _make(array_call(_eye, n=n, m=m, dtype=dtype, device=device), requires_grad)
 
 
 def arange(start, stop=None, step=1, dtype=None, device="cpu", requires_grad=False):
@@ -172,19 +196,20 @@ def arange(start, stop=None, step=1, dtype=None, device="cpu", requires_grad=Fal
     if dtype is None:
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
         dtype = np.int64 if is_int else np.float32
-    return _make(get_xp(device).arange(start, stop, step, dtype=dtype), requires_grad)
+    return _make(array_call(_arange, start=start, stop=stop, step=step, dtype=dtype,
+                            device=device), requires_grad)
 
 
 def randn(*shape, dtype=np.float32, device="cpu", requires_grad=False):
     """Standard normal samples."""
-    a = generator(device).standard_normal(_shape(shape), dtype=np.float64).astype(dtype)
-    return _make(a, requires_grad)
+    return _make(array_call(_normal, shape=_shape(shape), dtype=dtype, device=device),
+                 requires_grad)
 
 
 def rand(*shape, dtype=np.float32, device="cpu", requires_grad=False):
     """Uniform samples in [0, 1)."""
-    a = generator(device).random(_shape(shape), dtype=np.float64).astype(dtype)
-    return _make(a, requires_grad)
+    return _make(array_call(_uniform, shape=_shape(shape), dtype=dtype, device=device),
+                 requires_grad)
 
 
 def _like(fn):

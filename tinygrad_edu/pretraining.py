@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from .backend import check_device, get_xp
+from .compiler import compile as compile_function
 from .creation import manual_seed
 from .data import DataLoader
 from .nn.autoencoder import TiedAutoencoder, check_stack
@@ -93,9 +94,21 @@ def _finite(where, value, layer, epoch, batch):
 
 
 # ---- the trainers --------------------------------------------------------------------------
+def _gradient_step(loss_of, optimizer, compiled):
+    """A function of a batch: its loss, after zero_grad and backward (the caller checks the
+    loss, then steps); with ``compiled``, recorded once and replayed (tinygrad_edu.compile)."""
+    def forward_backward(xb):
+        loss = loss_of(xb)
+        optimizer.zero_grad()
+        loss.backward()
+        return loss
+    return compile_function(forward_backward) if compiled else forward_backward
+
+
 def pretrain_autoencoders(sizes, X, corruption=0.0, epochs=15, lr=0.1, batch_size=20,
                           loss="cross_entropy", momentum=0.0, shuffle=True, seed=0,
-                          dtype=np.float32, device="cpu", log=None, verbose=False):
+                          dtype=np.float32, device="cpu", log=None, verbose=False,
+                          compile=False):
     """Train stacked (denoising) autoencoders greedily; returns the list of
     ``TiedAutoencoder`` layers, sizes[i] -> sizes[i + 1] (sigmoid units, tied weights).
 
@@ -110,6 +123,9 @@ def pretrain_autoencoders(sizes, X, corruption=0.0, epochs=15, lr=0.1, batch_siz
       ``epoch`` (1-based), ``cost`` (the mean reconstruction cost over the epoch's batches, each
       taken before its step), ``monitor`` ("cross_entropy"/"mse") and ``seconds``.
       ``verbose=True`` prints the same as one line.
+    * ``compile=True``: each batch's cost and backward are replayed from a program recorded by
+      :func:`tinygrad_edu.compile` (fresh masking noise every batch, the same results bit for
+      bit); the cost is checked, then the step taken, as without.
 
     Every argument is checked before anything is trained (or the engine reseeded).
     """
@@ -127,15 +143,14 @@ def pretrain_autoencoders(sizes, X, corruption=0.0, epochs=15, lr=0.1, batch_siz
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         layer = TiedAutoencoder(n_in, n_out, corruption=levels[i], dtype=dtype, device=device)
         optimizer = SGD(layer.parameters(), lr=lr, momentum=momentum)
+        step = _gradient_step(lambda xb: layer.loss(xb, kind=loss), optimizer, compile)
         for epoch in range(1, epochs + 1):
             t0, costs = time.perf_counter(), []
             loader = DataLoader(inputs, batch_size=batch_size, shuffle=shuffle)
             for b, xb in enumerate(loader, 1):
-                cost = layer.loss(xb, kind=loss)
+                cost = step(xb)
                 costs.append(cost.item())
                 _finite(where, costs[-1], i, epoch, b)
-                optimizer.zero_grad()
-                cost.backward()
                 optimizer.step()
             _report(log, verbose, dict(layer=i, epoch=epoch, cost=float(np.mean(costs)),
                                        monitor=loss, seconds=time.perf_counter() - t0))
@@ -147,7 +162,7 @@ def pretrain_autoencoders(sizes, X, corruption=0.0, epochs=15, lr=0.1, batch_siz
 
 def pretrain_rbms(sizes, X, k=1, epochs=15, lr=0.1, batch_size=20, persistent=False,
                   momentum=0.0, shuffle=True, monitor="reconstruction", seed=0,
-                  dtype=np.float32, device="cpu", log=None, verbose=False):
+                  dtype=np.float32, device="cpu", log=None, verbose=False, compile=False):
     """Train a stack of RBMs greedily (a deep belief net); returns the list of ``RBM`` layers,
     sizes[i] visible -> sizes[i + 1] hidden units.
 
@@ -160,7 +175,8 @@ def pretrain_rbms(sizes, X, k=1, epochs=15, lr=0.1, batch_size=20, persistent=Fa
     * ``monitor``: the cost reported per epoch (mean over the batches, each before its step):
       "reconstruction" (``reconstruction_cross_entropy``), "pseudo_likelihood" (the tutorial's
       PCD cost) or None (nothing computed: the fastest).
-    * ``log``, ``verbose``, ``seed``: as in :func:`pretrain_autoencoders`.
+    * ``log``, ``verbose``, ``seed``, ``compile``: as in :func:`pretrain_autoencoders` (with
+      ``compile=True`` the Gibbs chain's samples are drawn afresh in every replay).
 
     The next layer learns from this one's hidden probabilities p(h = 1 | v), as in the
     tutorial's DBN (the sigmoid layers' outputs).
@@ -178,6 +194,8 @@ def pretrain_rbms(sizes, X, k=1, epochs=15, lr=0.1, batch_size=20, persistent=Fa
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
         rbm = RBM(n_in, n_out, dtype=dtype, device=device)
         optimizer = SGD(rbm.parameters(), lr=lr, momentum=momentum)
+        step = _gradient_step(lambda xb: rbm.cd_loss(xb, k=k, persistent=True if persistent else None),
+                              optimizer, compile)
         for epoch in range(1, epochs + 1):
             t0, costs = time.perf_counter(), []
             loader = DataLoader(inputs, batch_size=batch_size, shuffle=shuffle)
@@ -186,10 +204,8 @@ def pretrain_rbms(sizes, X, k=1, epochs=15, lr=0.1, batch_size=20, persistent=Fa
                     costs.append(rbm.reconstruction_cross_entropy(xb))
                 elif monitor == "pseudo_likelihood":
                     costs.append(rbm.pseudo_likelihood(xb))
-                loss = rbm.cd_loss(xb, k=k, persistent=True if persistent else None)
+                loss = step(xb)
                 _finite(where, costs[-1] if costs else loss.item(), i, epoch, b)
-                optimizer.zero_grad()
-                loss.backward()
                 optimizer.step()
             cost = float(np.mean(costs)) if costs else float("nan")
             _report(log, verbose, dict(layer=i, epoch=epoch, cost=cost, monitor=str(monitor),

@@ -298,9 +298,10 @@ class Tensor:
         return self
 
     # ---- in-place changes -------------------------------------------------------------------
-    def _inplace(self, what, fn):
-        """Change .data in place and bump the version counter that backward checks."""
-        if _GradMode.recorder is not None:
+    def _inplace(self, what, fn, recorded=False):
+        """Change .data in place and bump the version counter that backward checks.
+        ``recorded``: ``fn`` goes through array_call, so tg.compile can repeat it."""
+        if _GradMode.recorder is not None and not recorded:
             _GradMode.recorder.inplace(what, self)
         if self.requires_grad and _GradMode.enabled:
             raise RuntimeError(f"{what}: in-place change of a tensor that requires grad; "
@@ -345,7 +346,8 @@ class Tensor:
         src = src.data if isinstance(src, Tensor) else src
         if tuple(src.shape) != self.shape:
             raise ValueError(f"copy_: source shape {tuple(src.shape)} != destination {self.shape}")
-        return self._inplace("copy_", lambda d: d.__setitem__(Ellipsis, to_device(src, self.device)))
+        return self._inplace("copy_", lambda d: array_call(_copy_into, d, src, device=self.device),
+                             recorded=True)
 
     # ---- autograd ---------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=None, create_graph=False, trace=False):
@@ -542,6 +544,11 @@ def _commit_leaf_grads_now(found, taken, create_graph):
             g = g + 0 if create_graph else Tensor._wrap(g.data.copy())
         taken.add(id(g))
         t.grad = g
+
+
+def _copy_into(dest, src, device):
+    dest[...] = to_device(src, device)
+    return dest
 
 
 def array_call(fn, *arrays, **params):

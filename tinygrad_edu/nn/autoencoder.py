@@ -16,7 +16,7 @@ import numpy as np
 
 from ..backend import get_xp
 from ..creation import generator
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor, array_call, no_grad
 from . import functional as F
 from . import init
 from .layers import Linear
@@ -25,6 +25,11 @@ from .rbm import RBM, check_data, check_float_dtype, check_size
 
 ACTIVATIONS = {"sigmoid": F.sigmoid, "tanh": F.tanh, "relu": F.relu, "linear": lambda x: x}
 LOSSES = ("cross_entropy", "mse")
+
+
+def _masking_noise(shape, p, dtype, device):
+    """The masking noise's mask, 1 (keep) with probability 1 - p, as an array of ``dtype``."""
+    return (generator(device).random(shape, dtype=dtype) >= p).astype(dtype)
 
 
 def _activation(where, name, value):
@@ -107,8 +112,9 @@ class TiedAutoencoder(Module):
     def _corrupt(self, x):
         if not self.training or self.corruption == 0.0:
             return x
-        keep = generator(x.device).random(x.shape, dtype=x.dtype) >= self.corruption
-        return x * Tensor._wrap(keep.astype(x.dtype))  # no 1 / (1 - p) scaling, as the tutorial
+        keep = array_call(_masking_noise, shape=x.shape, p=self.corruption, dtype=x.dtype,
+                          device=x.device)    # (a fresh mask in every tg.compile replay)
+        return x * Tensor._wrap(keep)         # no 1 / (1 - p) scaling, as the tutorial
 
     def corrupt(self, x):
         """x with each element zeroed with probability ``corruption`` (training mode only)."""

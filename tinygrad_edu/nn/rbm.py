@@ -24,7 +24,7 @@ import numpy as np
 
 from ..backend import device_of, get_xp
 from ..creation import generator
-from ..tensor import Function, Tensor, no_grad
+from ..tensor import Function, Tensor, array_call, no_grad
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -48,9 +48,12 @@ def softplus(x):
 def bernoulli(probs):
     """Binary samples with P(1) = probs, as a float tensor of probs' dtype with no gradient,
     drawn from the random generator of probs' device (so ``tg.manual_seed`` fixes them)."""
-    p = probs.data
+    return Tensor._wrap(array_call(_bernoulli, probs.data))  # (fresh in every tg.compile replay)
+
+
+def _bernoulli(p):
     u = generator(device_of(p)).random(p.shape, dtype=p.dtype)
-    return Tensor._wrap((u < p).astype(p.dtype))
+    return (u < p).astype(p.dtype)
 
 
 # ---- checking arguments (shared with autoencoder.py) ----------------------------------------
@@ -193,9 +196,10 @@ class RBM(Module):
             return None
         if persistent is True:
             if self.chains is None:  # the tutorial's start: one chain per example, h = 0
-                return Tensor._wrap(get_xp(self.W.data).zeros((n, self.n_hidden), self.W.dtype))
+                # module state made with Tensor(), not an op: tg.compile reads it at each replay
+                self.chains = Tensor(get_xp(self.W.data).zeros((n, self.n_hidden), self.W.dtype))
             if self.chains.device != self.W.device:  # the module was moved with .to(device)
-                return self.chains.to(self.W.device)
+                self.chains = self.chains.to(self.W.device)
             return self.chains
         if isinstance(persistent, Tensor):
             return check_data("RBM.cd_loss", persistent, self.n_hidden, self.W,
@@ -214,7 +218,9 @@ class RBM(Module):
         True, PCD-k, chains kept by the module: ``self.chains`` holds their hidden states
         (n_chains, n_hidden), started at h = 0 with one chain per example of the first batch,
         as in the tutorial; each call runs k steps h -> v -> h from there and stores the new
-        h. Set ``rbm.chains = None`` to restart them; they are not part of ``state_dict()``.
+        h in place. Set ``rbm.chains = None`` to restart them (``rbm.chains.zero_()`` once a
+        step with them is compiled: a compiled step updates the chains it recorded); they are
+        not part of ``state_dict()``.
         A Tensor of hidden states (n_chains, n_hidden), PCD-k with chains kept by the caller:
         the same, and the Tensor is updated in place.
 
@@ -239,10 +245,7 @@ class RBM(Module):
                 for _ in range(k):
                     _, v_model = self._v(h)
                     _, h = self._h(v_model)
-                if persistent is True:
-                    self.chains = h
-                else:
-                    persistent.copy_(h)
+                state.copy_(h)  # in place (a compiled step repeats it)
         return self._free_energy(v).mean() - self._free_energy(v_model).mean()
 
     # ---- monitoring -------------------------------------------------------------------------

@@ -9,15 +9,15 @@ shares memory with a gradient changes::
     clip_grad_norm_(model.parameters(), max_norm=5.0)
     optimizer.step()
 """
+import functools
 import math
 
 from ..backend import get_xp
-from ..tensor import Tensor
+from ..tensor import Tensor, _GradMode
 
 
-def _with_grads(parameters):
-    parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
-    return [p for p in parameters if p.grad is not None]
+def _params(parameters):
+    return [parameters] if isinstance(parameters, Tensor) else list(parameters)
 
 
 def _norm(arrays, norm_type):
@@ -42,12 +42,20 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     gradients become 0 and infinite ones NaN (as in PyTorch); a NaN one leaves all gradients as
     they are. Pass ``error_if_nonfinite=True`` to raise instead.
     ``lasagne.updates.total_norm_constraint`` does the same with epsilon 1e-7.
+    Inside a function compiled by ``tg.compile`` the clipping runs again in every replay (the
+    norm is computed afresh; the returned float is the recorded call's).
     """
     max_norm, norm_type = float(max_norm), float(norm_type)
     if max_norm < 0 or norm_type <= 0:
         raise ValueError(f"clip_grad_norm_: need max_norm >= 0 and norm_type > 0, got "
                          f"{max_norm}, {norm_type}")
-    params = _with_grads(parameters)
+    params = _params(parameters)
+    clip = functools.partial(_clip_norm, params, max_norm, norm_type, error_if_nonfinite)
+    return _run(clip, "clip_grad_norm_", params)
+
+
+def _clip_norm(params, max_norm, norm_type, error_if_nonfinite):
+    params = [p for p in params if p.grad is not None]
     if not params:
         return 0.0
     total = _norm([p.grad.data for p in params], norm_type)
@@ -66,8 +74,21 @@ def clip_grad_value_(parameters, clip_value):
     clip_value = float(clip_value)
     if clip_value < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
-    for p in _with_grads(parameters):
-        p.grad = Tensor._wrap(get_xp(p.grad.data).clip(p.grad.data, -clip_value, clip_value))
+    params = _params(parameters)
+    _run(functools.partial(_clip_value, params, clip_value), "clip_grad_value_", params)
+
+
+def _clip_value(params, clip_value):
+    for p in params:
+        if p.grad is not None:
+            p.grad = Tensor._wrap(get_xp(p.grad.data).clip(p.grad.data, -clip_value, clip_value))
+
+
+def _run(fn, label, params):
+    """``fn()``; while tg.compile records, noted as an effect that every replay runs again."""
+    if _GradMode.recorder is not None:
+        return _GradMode.recorder.effect(fn, label, params, regrads=True)
+    return fn()
 
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_"]
