@@ -8,6 +8,12 @@ import argparse
 from tinygrad_edu.data import Split, load_mnist
 
 
+def add_compile_option(p):
+    p.add_argument("--compile", action="store_true",
+                   help="record the training step once and replay it (tg.compile): the same "
+                        "results, bit for bit, with less Python per batch (default: off)")
+
+
 def make_parser(doc, epochs=10, lr=None, batch_size=128, uses_fit=True, compiles=None):
     """The options of every MNIST example; ``doc`` (the example's docstring: its recipe and the
     published figure) is the description. ``uses_fit=False`` leaves out what only ``fit``
@@ -27,10 +33,7 @@ def make_parser(doc, epochs=10, lr=None, batch_size=128, uses_fit=True, compiles
                         "training, 10,000 validation and 10,000 test images)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
     if uses_fit if compiles is None else compiles:  # (fit's compile=, or the example's own)
-        p.add_argument("--compile", action="store_true",
-                       help="record the training step once and replay it (tg.compile): the "
-                            "same results, bit for bit, with less Python per batch (default: "
-                            "off)")
+        add_compile_option(p)
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the initial weights, the shuffling and dropout "
                         "(default: %(default)s)")

@@ -13,7 +13,7 @@ import tinygrad_edu as tg
 from tinygrad_edu import nn, optim
 from tinygrad_edu.training import fit
 
-from _common import data
+from _common import add_compile_option, data
 
 
 def build_mlp():
@@ -58,6 +58,7 @@ def main(argv=None):
                         "validation or test images (default: all 50,000)")
     p.add_argument("--out", default="filters.png", metavar="PNG",
                    help="where to save the picture (default: %(default)s)")
+    add_compile_option(p)
     args = p.parse_args(argv)
     import matplotlib
     matplotlib.use("Agg")
@@ -65,10 +66,12 @@ def main(argv=None):
 
     tg.manual_seed(0)
     net = build_mlp()
-    fit(net, optim.SGD(net.parameters(), lr=0.05), data(args)[0], epochs=args.epochs, verbose=False)
+    fit(net, optim.SGD(net.parameters(), lr=0.05), data(args)[0], epochs=args.epochs, verbose=False,
+        compile=args.compile)
     cnn = build_convnet()
     rmsprop = optim.RMSprop(cnn.parameters(), lr=1e-3, alpha=0.9, eps=1e-6, eps_inside_sqrt=True)
-    fit(cnn, rmsprop, data(args, flatten=False)[0], epochs=args.epochs, verbose=False)
+    fit(cnn, rmsprop, data(args, flatten=False)[0], epochs=args.epochs, verbose=False,
+        compile=args.compile)
 
     hidden = net[0].weight.numpy()[:100].reshape(-1, 28, 28)          # 100 of the 625 units
     kernels = cnn[0].weight.numpy()[:, 0]                                 # (32, 3, 3)

@@ -26,6 +26,8 @@ from tinygrad_edu.data import load_mnist
 from tinygrad_edu.data.augment import resize
 from tinygrad_edu.training import evaluate, fit
 
+from _common import add_compile_option
+
 NET = dict(in_channels=1, width=1 / 8, hidden=128, pool_size=1, image_size=28)
 
 
@@ -85,24 +87,27 @@ def transfer_net(num_classes, source=None):
     return net
 
 
-def train(net, params, data, steps, lr, seed, batch_size=16):
+def train(net, params, data, steps, lr, seed, batch_size=16, compile=False):
     """Adam for about ``steps`` steps (whole epochs of the small set: at least one)."""
     epochs = max(1, -(-steps * batch_size // len(data[0])))
     fit(net, optim.Adam(params, lr=lr), data, epochs=epochs, batch_size=batch_size, seed=seed,
-        progress=False, verbose=False)
+        progress=False, verbose=False, compile=compile)
 
 
 def run(method, source, train_set, test_set, num_classes, args, seed):
     tg.manual_seed(seed)
     if method == "scratch":
         net = transfer_net(num_classes)
-        train(net, net.parameters(), train_set, 2 * args.steps, args.lr, seed)
+        train(net, net.parameters(), train_set, 2 * args.steps, args.lr, seed,
+              compile=args.compile)
     else:
         net = transfer_net(num_classes, source)
-        train(net, net.classifier.parameters(), train_set, args.steps, args.lr, seed)
+        train(net, net.classifier.parameters(), train_set, args.steps, args.lr, seed,
+              compile=args.compile)
         if method == "finetune":
             net.requires_grad_(True)
-            train(net, net.parameters(), train_set, args.steps, args.lr / 10, seed + 1)
+            train(net, net.parameters(), train_set, args.steps, args.lr / 10, seed + 1,
+                  compile=args.compile)
     return evaluate(net, *test_set)[1]
 
 
@@ -125,6 +130,7 @@ def main(argv=None):
                    help="a quick check: N pre-training images and N test images per target "
                         "(default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    add_compile_option(p)
     args = p.parse_args(argv)
     if min(args.pretrain_epochs, args.steps, args.repeats, *args.budgets) < 1:
         p.error("--pretrain-epochs, --steps, --repeats and --budgets must be at least 1")
@@ -152,7 +158,7 @@ def main(argv=None):
     source = build(5)
     fit(source, optim.Adam(source.parameters(), lr=args.lr), source_train,
         epochs=args.pretrain_epochs, batch_size=128, seed=args.seed, progress=False,
-        verbose=False)
+        verbose=False, compile=args.compile)
     print(f"pre-trained on {len(source_train[0])} MNIST images of 0-4: test accuracy "
           f"{evaluate(source, *source_test)[1]:.2%} ({time.perf_counter() - t0:.0f} s)")
 

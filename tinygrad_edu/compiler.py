@@ -82,7 +82,12 @@ class _Op(_Step):
         if self.array_params:
             params = dict(params)
             for k, r in self.array_params.items():
-                params[k] = env[r] if type(r) is int else r.data
+                a = env[r] if type(r) is int else r.data
+                if type(k) is tuple:  # item i of a tuple parameter (an index x[rows, labels])
+                    k, i = k
+                    params[k] = params[k][:i] + (a,) + params[k][i + 1:]
+                else:
+                    params[k] = a
         env[self.out] = ctx.forward(*_fetch(env, self.refs), **params)
         for name, slot in self.saved:
             env[slot] = getattr(ctx, name)
@@ -91,9 +96,13 @@ class _Op(_Step):
 
     def describe(self):
         extra = [f"{k}={_short(v)}" for k, v in self.params.items()]
-        extra += [f"{k}=%{r}" if type(r) is int else f"{k}=const"
+        extra += [f"{_param_name(k)}=%{r}" if type(r) is int else f"{_param_name(k)}=const"
                   for k, r in self.array_params.items()]
         return self.cls.__name__, ", ".join(extra)
+
+
+def _param_name(k):
+    return f"{k[0]}[{k[1]}]" if type(k) is tuple else k
 
 
 class _Backward(_Step):
@@ -153,11 +162,12 @@ class _Call(_Step):
 class _Commit(_Step):
     """A leaf's new ``.grad``, decided as eager mode decides it, when the step runs: the old
     ``.grad`` plus the gradient if there is one (gradients accumulate across calls), else the
-    gradient itself, or a copy of it (``copy``: it is shared or a view)."""
+    gradient itself, or a copy of it (``copy``: it is shared or a view). ``input``: the leaf
+    is the call's argument number ``input`` (a saliency map's image), a new Tensor each call."""
     kind = "grad"
 
-    def __init__(self, leaf, ref, copy, out):
-        self.leaf, self.refs, self.copy, self.out = leaf, [ref], copy, out
+    def __init__(self, leaf, ref, copy, out, input=None):
+        self.leaf, self.refs, self.copy, self.out, self.input = leaf, [ref], copy, out, input
 
     def run(self, env):
         g = env[self.refs[0]] if type(self.refs[0]) is int else self.refs[0].data
@@ -215,11 +225,15 @@ class Program:
         self.frees = _last_uses(steps, n_slots, inputs, outputs)
         self.replays = 0
 
-    def run(self, arrays):
-        """Run the steps on the input arrays; returns the outputs (new Tensors)."""
+    def run(self, arrays, tensors):
+        """Run the steps on the input arrays (of the argument Tensors ``tensors``, None for a
+        plain array); returns the outputs (new Tensors)."""
         env = [None] * self.n_slots
         for slot, a in zip(self.inputs, arrays):
             env[slot] = a
+        for step in self.steps:
+            if step.kind == "grad" and step.input is not None:  # the gradient of an argument
+                step.leaf = tensors[step.input]
         mode = _GradMode.enabled
         _GradMode.enabled = False  # the replay records nothing
         try:
@@ -355,6 +369,7 @@ class _Recorder:
         self.taint = None      # while a node's backward records: the first raw array it used
         self.in_backward = False
         self.paused = 0
+        self.arguments = {}    # id(Tensor argument) -> its number among the call's arrays
 
     def new_slot(self, array):
         slot = len(self.keep)
@@ -389,11 +404,17 @@ class _Recorder:
         for k, v in params.items():
             if _is_array(v):
                 arrays[k] = self.ref(v, None, f"{name}'s {k}")
+            elif type(v) is tuple and any(_is_array(e) for e in v):  # x[rows, labels]
+                for i, e in enumerate(v):
+                    if _is_array(e):
+                        arrays[(k, i)] = self.ref(e, None, f"{name}'s {k}")
+                plain[k] = tuple(None if _is_array(e) else e for e in v)
             else:
                 plain[k] = v
         self.raw.pop(id(y.data), None)
         step = _Op(type(ctx), refs, plain, arrays, None)
-        known = {id(t.data) for t in inputs} | {id(v) for v in params.values()}
+        known = {id(t.data) for t in inputs} | {id(v) for v in params.values()} | \
+            {id(e) for v in params.values() if type(v) is tuple for e in v}
         step.out = self.new_slot(y.data)
         for attr, value in vars(ctx).items() if hasattr(ctx, "__dict__") else ():
             if _is_array(value) and id(value) not in known and id(value) != id(y.data):
@@ -461,7 +482,7 @@ class _Recorder:
                 self.paused -= 1
             slot = self.slots.get(id(t.grad.data))
             self.steps.append(_Commit(t, ref, copy, self.new_slot(t.grad.data)
-                                      if slot is None else slot))
+                                      if slot is None else slot, self.arguments.get(id(t))))
 
     def effect(self, fn, label, params, regrads=False):
         """Run ``fn`` (an optimizer's zero_grad or step) now and on every replay. ``regrads``:
@@ -514,15 +535,17 @@ class _Recorder:
 
 # ---- the decorator --------------------------------------------------------------------------
 def _signature(args, kwargs):
-    """(the cache key of a call, the input arrays in order)."""
-    key, arrays = [is_grad_enabled()], []
+    """(the cache key of a call, the input arrays in order, their Tensors or None)."""
+    key, arrays, tensors = [is_grad_enabled()], [], []
 
     def visit(v):
         if isinstance(v, Tensor):
             arrays.append(v.data)
+            tensors.append(v)
             return ("T", v.shape, str(v.dtype), v.device, v.requires_grad)
         if _is_array(v):
             arrays.append(v)
+            tensors.append(None)
             return ("A", tuple(v.shape), str(v.dtype), type(v).__module__)
         if isinstance(v, (tuple, list)):
             return (type(v).__name__, tuple(visit(x) for x in v))
@@ -535,7 +558,7 @@ def _signature(args, kwargs):
             return ("O", id(v))
     key.append(tuple(visit(a) for a in args))
     key.append(tuple((k, visit(v)) for k, v in sorted(kwargs.items())))
-    return tuple(key), arrays
+    return tuple(key), arrays, tensors
 
 
 def _key_text(key):
@@ -562,15 +585,15 @@ class CompiledFunction:
         self.recordings = 0
 
     def __call__(self, *args, **kwargs):
-        key, arrays = _signature(args, kwargs)
+        key, arrays, tensors = _signature(args, kwargs)
         program = self.programs.get(key)
         if program is not None:
             self.programs.move_to_end(key)
-            return program.run(arrays)
+            return program.run(arrays, tensors)
         if _GradMode.recorder is not None:
             raise CompileError("tg.compile: a compiled function called while another one "
                                "records; compile the outer one only")
-        result, program = _record(self.fn, args, kwargs, arrays, key, self.fuse)
+        result, program = _record(self.fn, args, kwargs, arrays, tensors, key, self.fuse)
         self.recordings += 1
         self.programs[key] = program
         if len(self.programs) > self.cache_size:
@@ -587,9 +610,10 @@ class CompiledFunction:
         return f"<compiled {self.__name__}: {len(self.programs)} programs>"
 
 
-def _record(fn, args, kwargs, arrays, key, fuse):
+def _record(fn, args, kwargs, arrays, tensors, key, fuse):
     rec = _Recorder()
     inputs = [rec.new_slot(a) for a in arrays]
+    rec.arguments = {id(t): i for i, t in enumerate(tensors) if t is not None}
     rec.install()
     try:
         result = fn(*args, **kwargs)

@@ -28,7 +28,8 @@ from ..ops import flatten as _flatten, relu as _relu, sigmoid as _sigmoid, tanh 
 from ..ops import where as _where
 from ..ops import geometry
 from ..ops.nn_ops import (AdaptiveMaxPool2d, BCEWithLogits, Conv2d, Dropout, Im2Col, Linear,
-                          MaxPool2d, SoftmaxCrossEntropy, adaptive_argmax, has_pool_kernel)
+                          MaxPool2d, SoftmaxCrossEntropy, adaptive_argmax, adaptive_geometry,
+                          has_pool_kernel)
 from ..ops.reduce import normalize_axes
 from ..tensor import Tensor, array_call
 
@@ -147,14 +148,20 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     padded = x.reshape(n * c, 1, h, w).pad((pw, pw + max(extra_w, 0), ph, ph + max(extra_h, 0)))
     unpadded = (kh, kw, sh, sw, 0, 0)
     sums = Im2Col.apply(padded, geometry=unpadded).sum(axis=1)
-    # the positions that count, made on x's device (no copy from the host to the GPU)
-    counted = get_xp(x.data).zeros((1, 1) + padded.shape[2:], dtype=x.dtype)
+    counted = array_call(_counted, shape=(1, 1) + padded.shape[2:], inside=(h, w, ph, pw),
+                         count_include_pad=count_include_pad, dtype=x.dtype, device=x.device)
+    counts = Im2Col.apply(Tensor._wrap(counted), geometry=unpadded).sum(axis=1)
+    return (sums.reshape(n, c, oh, ow) / counts.reshape(1, 1, oh, ow))
+
+
+def _counted(shape, inside, count_include_pad, dtype, device):
+    """avg_pool2d's positions that count, 1s and 0s made on the device (no copy to the GPU)."""
+    (h, w, ph, pw), counted = inside, get_xp(device).zeros(shape, dtype=dtype)
     if count_include_pad:
         counted[..., :h + 2 * ph, :w + 2 * pw] = 1
     else:
         counted[..., ph:ph + h, pw:pw + w] = 1
-    counts = Im2Col.apply(Tensor._wrap(counted), geometry=unpadded).sum(axis=1)
-    return (sums.reshape(n, c, oh, ow) / counts.reshape(1, 1, oh, ow))
+    return counted
 
 
 def _adaptive_input(fn, x, output_size):
@@ -203,6 +210,10 @@ def adaptive_avg_pool2d(x, output_size):
     return y.reshape(x.shape[:-2] + (oh, ow))
 
 
+def _adaptive_index(x, out_size):
+    return adaptive_argmax(x, out_size)[0]
+
+
 def adaptive_max_pool2d(x, output_size, return_indices=False):
     """Max over adaptive windows (those of adaptive_avg_pool2d), as
     torch.nn.functional.adaptive_max_pool2d: x (N, C, H, W) or (C, H, W) -> (..., OH, OW).
@@ -217,7 +228,8 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     """
     x, = _tensors("adaptive_max_pool2d", x=x)
     x4, out_size = _adaptive_input("adaptive_max_pool2d", x, output_size)
-    idx, window = adaptive_argmax(x4.data, out_size)
+    window = adaptive_geometry(x4.data, out_size)
+    idx = array_call(_adaptive_index, x4.data, out_size=out_size)  # (afresh in a replay)
     shape = x.shape[:-2] + out_size
     y = AdaptiveMaxPool2d.apply(x4, idx=idx, geometry=window).reshape(shape)
     return (y, Tensor._wrap(idx.reshape(shape))) if return_indices else y
@@ -315,7 +327,11 @@ def _max_shift(fn, x, dim):
     if x.numel() == 0:
         keep = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         return Tensor._wrap(get_xp(x.data).zeros(keep, x.dtype)), axes
-    return Tensor._wrap(x.data.max(axis=axes, keepdims=True)), axes
+    return Tensor._wrap(array_call(_amax, x.data, axes=axes)), axes  # (tg.compile repeats it)
+
+
+def _amax(x, axes):
+    return x.max(axis=axes, keepdims=True)
 
 
 def log_softmax(x, dim=-1):
@@ -390,8 +406,12 @@ def embedding(input, weight, padding_idx=None):  # noqa: A002 (PyTorch's name)
     if padding_idx is None or not rows.requires_grad:
         return rows
     # the padding positions take their values from a constant copy of the rows: no gradient
-    pad = Tensor._wrap((input.data == padding_idx)[..., None])
-    return _where(pad, Tensor._wrap(rows.data), rows)
+    pad = Tensor._wrap(array_call(_is_padding, input.data, padding_idx=padding_idx))
+    return _where(pad, rows.detach(), rows)
+
+
+def _is_padding(indices, padding_idx):
+    return (indices == padding_idx)[..., None]
 
 
 def _check_reduction(name, reduction):

@@ -4,10 +4,12 @@ for binary ops, sums it back to the input's shape (see broadcast.py).
 Subgradients follow PyTorch: relu'(0) = 0, |x|'(0) = 0, maximum/minimum split ties 50/50,
 clip passes the gradient where lo <= x <= hi.
 """
+import operator
+
 import numpy as np
 
 from ..backend import get_xp
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, array_call
 from .broadcast import sum_to
 
 
@@ -279,17 +281,14 @@ def _compare(name, fn):
         a, b = _operands(name, a, b)
         if a.device != b.device:
             raise ValueError(f"{name}: tensors on different devices: {a.device} and {b.device}")
-        return Tensor._wrap(fn(a.data, b.data))
+        return Tensor._wrap(array_call(fn, a.data, b.data))  # (tg.compile repeats it)
     compare.__name__ = name
     return compare
 
 
-eq = _compare("eq", lambda a, b: a == b)
-ne = _compare("ne", lambda a, b: a != b)
-lt = _compare("lt", lambda a, b: a < b)
-le = _compare("le", lambda a, b: a <= b)
-gt = _compare("gt", lambda a, b: a > b)
-ge = _compare("ge", lambda a, b: a >= b)
+eq, ne = _compare("eq", operator.eq), _compare("ne", operator.ne)
+lt, le = _compare("lt", operator.lt), _compare("le", operator.le)
+gt, ge = _compare("gt", operator.gt), _compare("ge", operator.ge)
 
 
 class Cast(Function):
@@ -305,5 +304,9 @@ def cast(x, dtype):
     if x.dtype == dtype:
         return x
     if dtype.kind != "f":  # integers and bools carry no gradient, so nothing is recorded
-        return Tensor._wrap(x.data.astype(dtype))
+        return Tensor._wrap(array_call(_astype, x.data, dtype=dtype))
     return Cast.apply(x, dtype=dtype)
+
+
+def _astype(x, dtype):
+    return x.astype(dtype)

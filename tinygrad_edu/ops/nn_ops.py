@@ -240,6 +240,14 @@ def has_pool_kernel(x):
     return x.dtype == np.float32 or (isinstance(x, np.ndarray) and x.dtype == np.float64)
 
 
+def adaptive_geometry(x, out_size):
+    """The max-pool window that adaptive_argmax uses for x and out_size, or None (a loop)."""
+    (h, w), (oh, ow) = x.shape[2:], out_size
+    if h % oh == 0 and w % ow == 0 and has_pool_kernel(x):
+        return (h // oh, w // ow, h // oh, w // ow, 0, 0)
+    return None
+
+
 def adaptive_argmax(x, out_size):
     """(idx, geometry) for adaptive max-pooling of x (N, C, H, W) to out_size (OH, OW): idx
     (N, C, OH, OW) is the flat index into the H*W plane of the maximum of each adaptive window
@@ -249,8 +257,8 @@ def adaptive_argmax(x, out_size):
     kernel finds idx, and ``geometry`` is that window; otherwise ``geometry`` is None and a loop
     over the output cells (few: 7x7, 1x1) takes each window's argmax."""
     (n, c, h, w), (oh, ow) = x.shape, out_size
-    if h % oh == 0 and w % ow == 0 and has_pool_kernel(x):
-        geometry = (h // oh, w // ow, h // oh, w // ow, 0, 0)
+    geometry = adaptive_geometry(x, out_size)
+    if geometry is not None:
         return kernels(x).maxpool2d_forward(_contiguous(x), *geometry, oh, ow)[1], geometry
     xp = get_xp(x)
     idx = xp.empty((n, c, oh, ow), dtype=np.int64)

@@ -7,7 +7,7 @@ import operator
 from collections import namedtuple
 
 from ..backend import get_xp
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, array_call
 from .broadcast import broadcast_to
 from .elementwise import maximum, minimum
 
@@ -176,15 +176,20 @@ def var(x, axis=None, keepdims=False, *, correction=1, dim=None, keepdim=False):
     return sum(d * d, axes, keepdims) * scale
 
 
+def _indices(x, find, axis, shape):
+    """argmax/argmin's work (in array_call, so a tg.compile replay finds them afresh)."""
+    out = find(get_xp(x), x, axis)
+    return (out if shape is None else out.reshape(shape)).astype("int64")
+
+
 def _arg(name, fn):
     def arg(x, axis=None, keepdims=False, *, dim=None, keepdim=False):
         axis, keepdims = resolve(name, axis, dim, keepdims, keepdim)
         if axis is not None:
             axis = (normalize_axes(name, axis, x.ndim) or (None,))[0]  # () for a 0-d tensor
-        out = fn(get_xp(x.data), x.data, axis)
-        if keepdims:
-            out = out.reshape(_keep_shape(x.shape, range(x.ndim) if axis is None else (axis,)))
-        return Tensor._wrap(out.astype("int64"))
+        shape = _keep_shape(x.shape, range(x.ndim) if axis is None else (axis,)) \
+            if keepdims else None
+        return Tensor._wrap(array_call(_indices, x.data, find=fn, axis=axis, shape=shape))
     arg.__name__ = name
     arg.__doc__ = f"Indices of the {name[3:]}imum along ``axis`` (int64, not differentiable)."
     return arg
