@@ -95,6 +95,7 @@ def _install_abort_hook():
                          "ranks\n")
         previous(kind, value, tb)
         sys.stderr.flush()
+        time.sleep(0.5)  # let mpiexec forward the traceback: Abort kills every rank's output
         _state["comm"].Abort(1)
 
     sys.excepthook = hook
