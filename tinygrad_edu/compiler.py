@@ -223,6 +223,8 @@ class Program:
         self.steps, self.n_slots, self.inputs, self.outputs, self.key = \
             steps, n_slots, inputs, outputs, key
         self.frees = _last_uses(steps, n_slots, inputs, outputs)
+        self.plan = list(zip(steps, self.frees))  # what run() walks
+        self.argument_grads = [s for s in steps if s.kind == "grad" and s.input is not None]
         self.replays = 0
 
     def run(self, arrays, tensors):
@@ -231,13 +233,12 @@ class Program:
         env = [None] * self.n_slots
         for slot, a in zip(self.inputs, arrays):
             env[slot] = a
-        for step in self.steps:
-            if step.kind == "grad" and step.input is not None:  # the gradient of an argument
-                step.leaf = tensors[step.input]
+        for step in self.argument_grads:  # the gradient of an argument goes to this call's
+            step.leaf = tensors[step.input]
         mode = _GradMode.enabled
         _GradMode.enabled = False  # the replay records nothing
         try:
-            for step, frees in zip(self.steps, self.frees):
+            for step, frees in self.plan:
                 step.run(env)
                 for s in frees:
                     env[s] = None
