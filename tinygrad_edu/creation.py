@@ -151,6 +151,10 @@ def _make(array, requires_grad):
 # Each constructor makes its array through array_call, so that inside a function compiled by
 # tg.compile every replay makes it again: a fresh random draw, fresh zeros (never an array that an
 # earlier call's result still holds).
+def _zeros(shape, dtype, device):  # (calloc: pages of zeros, nothing written; np.full writes)
+    return get_xp(device).zeros(shape, dtype=dtype)
+
+
 def _filled(shape, value, dtype, device):
     return get_xp(device).full(shape, value, dtype=dtype)
 
@@ -172,7 +176,8 @@ def _uniform(shape, dtype, device):
 
 
 def zeros(*shape, dtype=np.float32, device="cpu", requires_grad=False):
-    return full(_shape(shape), 0, dtype, device, requires_grad)
+    return _make(array_call(_zeros, shape=_shape(shape), dtype=dtype, device=device),
+                 requires_grad)
 
 
 def ones(*shape, dtype=np.float32, device="cpu", requires_grad=False):

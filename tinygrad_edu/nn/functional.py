@@ -327,10 +327,10 @@ def _max_shift(fn, x, dim):
     if x.numel() == 0:
         keep = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         return Tensor._wrap(get_xp(x.data).zeros(keep, x.dtype)), axes
-    return Tensor._wrap(array_call(_amax, x.data, axes=axes)), axes  # (tg.compile repeats it)
+    return Tensor._wrap(array_call(_max_keepdims, x.data, axes=axes)), axes  # (tg.compile repeats it)
 
 
-def _amax(x, axes):
+def _max_keepdims(x, axes):
     return x.max(axis=axes, keepdims=True)
 
 
